@@ -1,0 +1,47 @@
+"""Image loading and LLaVA-1.5 preprocessing, shared by training and evaluation.
+
+LLaVA-1.5 pads a non-square image to a square filled with the processor's mean colour
+(``image_aspect_ratio pad``) before CLIP preprocessing; the HF image processor does not do this
+by default. Training and evaluation both call ``prepare_image`` so they can never differ, and the
+choice is recorded as the protocol value ``IMAGE_PREPROCESSING``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from repro.errors import InputError
+
+IMAGE_PREPROCESSING = "llava1.5-pad-to-square-mean-then-clip"
+
+
+def open_image(path: Path):
+    """Open an image as RGB, with a one-line error naming the file when missing or corrupt."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.convert("RGB")
+    except FileNotFoundError:
+        raise InputError(f"{path}: image file not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"{path}: corrupt or unreadable image ({exc.__class__.__name__})") from None
+
+
+def pad_to_square(img, background: tuple[int, int, int]):
+    from PIL import Image
+
+    width, height = img.size
+    if width == height:
+        return img
+    side = max(width, height)
+    result = Image.new(img.mode, (side, side), background)
+    result.paste(img, ((side - width) // 2, (side - height) // 2))
+    return result
+
+
+def prepare_image(img, image_processor):
+    """LLaVA-1.5 pad-to-square with the processor's mean colour; returns a PIL image."""
+    mean = getattr(image_processor, "image_mean", None) or (0.5, 0.5, 0.5)
+    return pad_to_square(img, tuple(int(round(m * 255)) for m in mean))

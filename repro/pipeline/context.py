@@ -1,0 +1,97 @@
+"""What a stage function receives from the runner, and what it may hand back.
+
+A stage is a plain function ``run(ctx: StageContext) -> None`` registered in
+``repro/stages.py``. It reads its upstream outputs from ``ctx.inputs`` (directories), writes
+everything it produces under ``ctx.out`` (an empty temporary directory), and never hashes, locks
+or publishes: the runner does that (provenance is a layer, not stage code).
+
+What a stage wants recorded goes through ``ctx``:
+- ``ctx.add_dependency(...)``: an external model/dataset it resolved (id, revision, file digests);
+- ``ctx.protocol(name, value)``: a protocol choice the paper does not state (judge, prompt, ...);
+- metrics: write ``metrics.json`` into ``ctx.out`` (the runner copies it into the manifest).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class StageContext:
+    experiment: str
+    name: str  # stage name inside the experiment
+    kind: str  # registered stage kind, e.g. "train/vl_adapt"
+    params: dict[str, Any]  # resolved params: recipe defaults < stage params < --set
+    inputs: dict[str, Path]  # role -> upstream stage output directory (read-only)
+    out: Path  # empty directory; the stage's whole output goes here
+    seed: int
+    profile: str  # "tiny" | "paper"
+    lock: dict[str, Any] = field(default_factory=dict)  # parsed manifest.lock
+    # persistent per-stage-key directory that survives a crash (training checkpoints for resume);
+    # never part of the published output
+    scratch: Path | None = None
+    dependencies: list[dict[str, Any]] = field(default_factory=list)
+    protocol_choices: dict[str, Any] = field(default_factory=dict)
+    shared: dict[str, Any] = field(default_factory=dict)  # per-process cache (models loaded once)
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("repro.stage"))
+
+    def input(self, role: str) -> Path:
+        """The output directory of the upstream stage bound to ``role``; a clear error if unbound."""
+        from repro.errors import InputError
+
+        if role not in self.inputs:
+            raise InputError(
+                f"stage {self.name!r} ({self.kind}) needs input {role!r}; "
+                f"declared inputs: {sorted(self.inputs) or 'none'}"
+            )
+        return self.inputs[role]
+
+    def param(self, key: str, default: Any = ...) -> Any:
+        from repro.errors import InputError
+
+        if key in self.params and self.params[key] is not None:
+            return self.params[key]
+        if default is ...:
+            raise InputError(f"stage {self.name!r} ({self.kind}): missing param {key!r}")
+        return default
+
+    def add_dependency(self, name: str, *, uri: str | None = None, revision: str | None = None,
+                       digest: dict[str, str] | None = None, **annotations: Any) -> None:
+        dep: dict[str, Any] = {"name": name}
+        if uri:
+            dep["uri"] = uri
+        if digest:
+            dep["digest"] = digest
+        ann = dict(annotations)
+        if revision:
+            ann["revision"] = revision
+        if ann:
+            dep["annotations"] = ann
+        self.dependencies.append(dep)
+
+    def protocol(self, name: str, value: Any) -> None:
+        self.protocol_choices[name] = value
+
+    def write_metrics(self, metrics: dict[str, Any]) -> None:
+        (self.out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+
+    def seed_everything(self) -> None:
+        """Seed python, numpy and torch (when importable) from ``ctx.seed``."""
+        random.seed(self.seed)
+        try:
+            import numpy as np
+
+            np.random.seed(self.seed)
+        except ImportError:  # numpy is a core dependency; kept optional for import-light stages
+            pass
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is not None:
+            import torch
+
+            torch.manual_seed(self.seed)

@@ -1,0 +1,26 @@
+"""Every stage kind the pipeline knows, mapped lazily to the function that runs it.
+
+A kind is ``<pipeline step>/<name>``; the target is ``"module:function"`` taking a
+``StageContext``. Keeping the table here (data only) lets ``repro list``/``status`` answer
+without importing torch.
+"""
+
+from repro.registry import Registry
+
+STAGE_KINDS = Registry("stage kind")
+
+for _kind, _target in {
+    # data: every dataset stage's output directory is that dataset's root in its official layout
+    "data/synthetic": "repro.data.synthetic:run_stage",
+    # models: every model stage's output directory is a Hugging Face checkpoint (+ processor)
+    "models/tiny_llm": "repro.models.tiny:build_llm_stage",
+    "models/assemble_llava": "repro.models.llava:assemble_stage",
+    # train
+    "train/text_sft": "repro.train.sft:text_sft_stage",
+    "train/vl_adapt": "repro.train.vl_adapt:run_stage",
+    # evaluate
+    "evaluate/benchmark": "repro.evaluate.run:benchmark_stage",
+    # report
+    "report/table": "repro.report.tables:table_stage",
+}.items():
+    STAGE_KINDS.register(_kind, _target)
