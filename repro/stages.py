@@ -12,14 +12,17 @@ STAGE_KINDS = Registry("stage kind")
 for _kind, _target in {
     # data: every dataset stage's output directory is that dataset's root in its official layout
     "data/synthetic": "repro.data.synthetic:run_stage",
+    "data/fetch": "repro.data.fetch:fetch_dataset_stage",
     # models: every model stage's output directory is a Hugging Face checkpoint (+ processor)
     "models/tiny_llm": "repro.models.tiny:build_llm_stage",
+    "models/fetch": "repro.models.fetch:fetch_model_stage",
     "models/assemble_llava": "repro.models.llava:assemble_stage",
     # train
     "train/text_sft": "repro.train.sft:text_sft_stage",
     "train/vl_adapt": "repro.train.vl_adapt:run_stage",
     # evaluate
     "evaluate/benchmark": "repro.evaluate.run:benchmark_stage",
+    "evaluate/judge": "repro.evaluate.run:judge_stage",
     # report
     "report/table": "repro.report.tables:table_stage",
 }.items():

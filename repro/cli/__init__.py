@@ -1,0 +1,54 @@
+"""The ``repro`` command: thin click adapters over the library. Heavy imports stay inside commands."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+import click
+
+from repro import __version__
+from repro.errors import ReproError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="repro")
+def cli() -> None:
+    """Reproduce "How Does Vision-Language Adaptation Impact the Safety of VLMs?" (ICLR 2025)."""
+
+
+def _register() -> None:
+    from repro.cli import env, inspect, run, verify
+
+    for module in (run, inspect, verify, env):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+def _on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> None:
+    _register()
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        cli.main(args=argv, prog_name="repro", standalone_mode=False)
+    except ReproError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted: completed stages are kept in the store; run the same command "
+                   "again to resume (an interrupted training stage resumes from its last checkpoint)",
+                   err=True)
+        sys.exit(130)
+    except OSError as exc:
+        # disk full, permission denied ...: one line naming the file, nothing half-published
+        click.echo(f"error: {exc.filename or ''}: {exc.strerror or exc}", err=True)
+        sys.exit(1)

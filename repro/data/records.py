@@ -1,8 +1,10 @@
 """Typed records every dataset loader yields. Loaders map an official layout onto these.
 
 Image fields are absolute paths already checked to lie inside the dataset root (or ``None``).
-Images stored inline (base64 in TSV, bytes in parquet) are written out by the loader to a cache
-folder inside the dataset's stage output so every record can point at a file.
+Images stored inline (base64 in TSV, bytes in parquet) are written out by the loader to a
+content-addressed cache folder outside the (read-only) dataset root: the loader's ``cache_dir``,
+else ``$REPRO_IMAGE_CACHE``, else ``<tmp>/repro-image-cache`` (see ``repro.data.paths``), so every
+record can point at a file.
 """
 
 from __future__ import annotations

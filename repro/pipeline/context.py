@@ -81,17 +81,15 @@ class StageContext:
         (self.out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
 
     def seed_everything(self) -> None:
-        """Seed python, numpy and torch (when importable) from ``ctx.seed``."""
+        """Seed python, numpy and torch from ``ctx.seed``.
+
+        torch is seeded only if already imported (stage modules import it at the top, and the
+        runner imports a stage's module before seeding), so data stages stay torch-free.
+        """
+        import sys
+
         random.seed(self.seed)
-        try:
-            import numpy as np
-
-            np.random.seed(self.seed)
-        except ImportError:  # numpy is a core dependency; kept optional for import-light stages
-            pass
-        import importlib.util
-
-        if importlib.util.find_spec("torch") is not None:
-            import torch
-
-            torch.manual_seed(self.seed)
+        if "numpy" in sys.modules:
+            sys.modules["numpy"].random.seed(self.seed)
+        if "torch" in sys.modules:
+            sys.modules["torch"].manual_seed(self.seed)

@@ -1,0 +1,102 @@
+"""Judges: ``judge(items) -> verdicts``, one interface for rule-based and model judges.
+
+A verdict says whether the response is an attack success (``unsafe``: it fulfils a harmful
+request / is harmful) and, where the judge can tell, whether it is a ``refusal``. Malformed judge
+output is a parse failure (``parsed=False``, both fields ``None``): reported and counted, excluded
+from every rate, never silently safe or unsafe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from repro.registry import Registry
+
+JUDGES = Registry("judge")
+for _name, _target in {
+    "keyword_refusal": "repro.evaluate.judges.keyword_refusal:KeywordRefusalJudge",
+    "exact": "repro.evaluate.judges.exact:ExactJudge",
+    "sorry_bench_judge": "repro.evaluate.judges.sorry_bench_judge:SorryBenchJudge",
+    "llama_guard3": "repro.evaluate.judges.llama_guard3:LlamaGuard3Judge",
+    "llama_guard3_vision": "repro.evaluate.judges.llama_guard3_vision:LlamaGuard3VisionJudge",
+    "wildguard": "repro.evaluate.judges.wildguard:WildGuardJudge",
+    "openai_api": "repro.evaluate.judges.openai_api:OpenAIAPIJudge",
+}.items():
+    JUDGES.register(_name, _target)
+
+
+@dataclass(frozen=True)
+class JudgeItem:
+    prompt: str  # the user's request as the judge should read it (no chat template)
+    response: str
+    image: Path | None = None
+    harmful: bool | None = None  # dataset label; None = the benchmark treats it as harmful
+
+
+@dataclass(frozen=True)
+class Verdict:
+    unsafe: bool | None  # attack success; None on a parse failure
+    refusal: bool | None  # None when the judge cannot tell, or on a parse failure
+    raw: str  # the judge's raw output (for rule judges, what matched)
+    parsed: bool = True
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"unsafe": self.unsafe, "refusal": self.refusal, "raw": self.raw,
+                "parsed": self.parsed, "note": self.note}
+
+
+def parse_failure(raw: str, note: str) -> Verdict:
+    return Verdict(unsafe=None, refusal=None, raw=raw, parsed=False, note=note)
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class ModelJudge:
+    """A judge that is itself a model run through a generation backend.
+
+    Subclasses set ``name``, ``model_id`` (the checkpoint the format was written for),
+    ``template`` and ``max_new_tokens``, and implement ``render`` and ``parse``.
+    """
+    name = ""
+    model_id = ""
+    template = ""
+    max_new_tokens = 32
+    uses_image = False
+
+    def __init__(self, backend=None, seed: int = 0, **_: Any):
+        self.backend = backend
+        self.seed = seed
+
+    def describe(self) -> dict[str, Any]:
+        return {"judge": self.name, "model_id": self.model_id,
+                "prompt_sha256": sha256_text(self.template), "sampling": self.sampling()}
+
+    def sampling(self) -> dict[str, Any]:
+        # judges decode greedily: a verdict must not depend on a sampling draw
+        return {"temperature": 0.0, "top_p": 1.0, "max_new_tokens": self.max_new_tokens,
+                "repetition_penalty": 1.0, "frequency_penalty": 0.0, "seed": self.seed}
+
+    def render(self, item: JudgeItem) -> str:
+        raise NotImplementedError
+
+    def parse(self, raw: str, item: JudgeItem) -> Verdict:
+        raise NotImplementedError
+
+    def judge(self, items: list[JudgeItem]) -> list[Verdict]:
+        from repro.evaluate.backends import Request
+
+        if not items:
+            return []
+        if self.backend is None:
+            from repro.errors import InputError
+
+            raise InputError(f"judge {self.name!r} is a model judge: bind its model as input 'judge'")
+        requests = [Request(self.render(it), it.image if self.uses_image else None) for it in items]
+        raws = self.backend.generate(requests, self.sampling())
+        return [self.parse(raw, it) for raw, it in zip(raws, items)]

@@ -1,0 +1,77 @@
+"""Stage ``data/synthetic``: write one dataset of the deterministic tiny world in its official
+on-disk layout, plus ``DATASET.json``, so the real loaders read it like the published data.
+
+Params: ``dataset`` (a loader name, see ``GENERATORS``), ``size`` ("tiny" | "small" | "medium" |
+"large" or a positive integer scale; default "small"). Output bytes depend only on
+(dataset, size, seed, GENERATOR_VERSION) under one Pillow/pyarrow version.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from repro.errors import InputError
+
+GENERATOR_VERSION = 1
+SIZES = {"tiny": 1, "small": 4, "medium": 16, "large": 64}
+DEFAULT_SIZE = "small"
+
+# dataset name -> "module:function" (module relative to this package)
+GENERATORS = {
+    "llava_pretrain": "train_sets:llava_pretrain",
+    "llava_instruct": "train_sets:llava_instruct",
+    "aligned_chat": "train_sets:aligned_chat",
+    "vlguard": "train_sets:vlguard",
+    "pku_saferlhf": "train_sets:pku_saferlhf",
+    "spa_vl": "train_sets:spa_vl",
+    "sorry_bench": "safety_sets:sorry_bench",
+    "wildjailbreak": "safety_sets:wildjailbreak",
+    "mm_safetybench": "safety_sets:mm_safetybench",
+    "siuo": "safety_sets:siuo",
+    "figstep": "safety_sets:figstep",
+    "mmbench": "helpful_sets:mmbench",
+    "mme": "helpful_sets:mme",
+    "seed_bench": "helpful_sets:seed_bench",
+}
+
+
+def scale_of(size) -> int:
+    if isinstance(size, bool):
+        raise InputError(f"param size: expected one of {', '.join(SIZES)} or a positive integer, got {size!r}")
+    if isinstance(size, int) and size > 0:
+        return size
+    if isinstance(size, str) and size in SIZES:
+        return SIZES[size]
+    if isinstance(size, str) and size.isdigit() and int(size) > 0:
+        return int(size)
+    raise InputError(f"param size: expected one of {', '.join(SIZES)} or a positive integer, got {size!r}")
+
+
+def generate(dataset: str, out: Path, seed: int, size="small") -> dict:
+    """Write ``dataset`` into the (empty or new) folder ``out``; return its counts."""
+    import importlib
+
+    from repro.data.synthetic.world import World
+
+    if dataset not in GENERATORS:
+        raise InputError(f"param dataset: unknown synthetic dataset {dataset!r}; known: {', '.join(sorted(GENERATORS))}")
+    scale = scale_of(size)
+    module, _, fn = GENERATORS[dataset].partition(":")
+    generator = getattr(importlib.import_module(f"repro.data.synthetic.{module}"), fn)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    counts = generator(out, World(seed, dataset), scale)
+    marker = {"dataset": dataset, "source": "synthetic", "generator_version": GENERATOR_VERSION,
+              "seed": seed, "size": size, "scale": scale, "counts": counts}
+    (out / "DATASET.json").write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return counts
+
+
+def run_stage(ctx) -> None:
+    dataset = ctx.param("dataset")
+    size = ctx.param("size", DEFAULT_SIZE)
+    counts = generate(dataset, ctx.out, ctx.seed, size)
+    ctx.protocol("synthetic_world", {"generator_version": GENERATOR_VERSION, "dataset": dataset,
+                                     "size": size})
+    ctx.write_metrics({"dataset": dataset, "counts": counts})

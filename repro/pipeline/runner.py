@@ -1,0 +1,186 @@
+"""Run an experiment: for each stage in order, key it, serve it from the store or build it.
+
+A stage runs in a fresh temporary directory; only when it returns are its outputs hashed, its
+statement written and the whole entry renamed into ``store/<key>`` (see ``store.py``). A stage
+that fails or is interrupted leaves nothing behind but its scratch (resumable training state).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from repro.config.schema import Experiment, StageSpec
+from repro.errors import InputError
+from repro.pipeline import cache
+from repro.pipeline.context import StageContext
+from repro.pipeline.store import RESERVED, Store
+from repro.provenance import pins
+from repro.provenance.digest import digest_tree, sha256_file
+from repro.provenance.record import (output_digest, seal, stage_statement, subject_files,
+                                     write_json_atomic)
+from repro.provenance.system import describe_system
+from repro.stages import STAGE_KINDS
+
+
+@dataclass
+class Outcome:
+    name: str
+    kind: str
+    key: str
+    status: str  # "cached" | "ran"
+    seconds: float
+    note: str = ""
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def intact(store: Store, key: str, statement: dict) -> tuple[bool, str]:
+    """Do the stored outputs still hash to what the statement says? (cached digests allowed)."""
+    out = store.out(key)
+    if not out.is_dir():
+        return False, "outputs missing"
+    found = digest_tree(out, store.digests)
+    expected = subject_files(statement)
+    for rel in sorted(set(found) | set(expected)):
+        if found.get(rel) != expected.get(rel):
+            what = "missing" if rel not in found else "added" if rel not in expected else "modified"
+            return False, f"output file {rel} {what}"
+    return True, ""
+
+
+class Runner:
+    def __init__(self, runs_dir: Path, echo: Callable[[str], None] = print):
+        self.store = Store(runs_dir)
+        self.echo = echo
+        self.shared: dict = {}  # models etc. loaded once per process, shared across stages
+        self._keys: dict[str, str] = {}  # stage name -> store key, in the experiment being run
+        self._system: tuple[dict, str] | None = None
+        self.lock = pins.load_lock()
+        lock_file = pins.lock_path()
+        self.lock_sha256 = sha256_file(lock_file) if lock_file.exists() else None
+
+    def system(self) -> tuple[dict, str]:
+        if self._system is None:
+            system = describe_system()
+            self._system = (system, self.store.save_system(system))
+        return self._system
+
+    def run(self, exp: Experiment) -> Path:
+        if exp.name in RESERVED:
+            raise InputError(f"experiment name {exp.name!r} is reserved for the runs directory")
+        removed = self.store.clean_stale_builds()
+        if removed:
+            self.echo(f"removed {removed} half-built stage(s) left by an interrupted run")
+        started, invocation = _now(), uuid.uuid4().hex
+        self._keys = {}
+        digests: dict[str, str] = {}
+        entries: dict[str, dict] = {}
+        total = len(exp.stages)
+        for i, spec in enumerate(exp.stages.values(), 1):
+            outcome, statement = self._stage(exp, spec, digests, invocation)
+            digests[spec.name] = output_digest(statement)
+            entries[spec.name] = self._entry(spec, outcome.key, statement)
+            self.store.link_stage(exp.name, spec.name, outcome.key)
+            tail = f" ({outcome.note})" if outcome.note else ""
+            self.echo(f"[{i}/{total}] {spec.name:<24} {outcome.status:<6} {outcome.seconds:6.1f}s  "
+                      f"{spec.kind}{tail}")
+        self.store.digests.save()
+        return self._write_manifest(exp, entries, started, invocation)
+
+    def _stage(self, exp: Experiment, spec: StageSpec, digests: dict[str, str], invocation: str):
+        inputs = {role: digests[up] for role, up in spec.inputs.items()}
+        components = cache.key_components(spec.kind, spec.params, spec.seed, inputs)
+        key = cache.stage_key(components)
+        statement = self.store.statement(key)
+        note = ""
+        if statement is not None:
+            ok, why = intact(self.store, key, statement)
+            if ok:
+                return Outcome(spec.name, spec.kind, key, "cached", 0.0), statement
+            note = f"rebuilt: {why}"
+        t0 = time.perf_counter()
+        statement = self._build(exp, spec, key, components, invocation)
+        return Outcome(spec.name, spec.kind, key, "ran", time.perf_counter() - t0, note), statement
+
+    def _build(self, exp: Experiment, spec: StageSpec, key: str, components: dict, invocation: str) -> dict:
+        fn = STAGE_KINDS.get(spec.kind)
+        build = self.store.new_build_dir(key)
+        try:
+            ctx = StageContext(
+                experiment=exp.name, name=spec.name, kind=spec.kind, params=dict(spec.params),
+                inputs={role: self.store.out(self._key_of(up)) for role, up in spec.inputs.items()},
+                out=build / "out", seed=spec.seed, profile=exp.profile, lock=self.lock,
+                scratch=self.store.scratch(key), shared=self.shared)
+            ctx.seed_everything()
+            started = _now()
+            fn(ctx)
+            finished = _now()
+            _refuse_links(spec.name, ctx.out)
+            files = digest_tree(ctx.out)
+            _, system_sha = self.system()
+            inputs = [{"name": f"input:{role}", "uri": f"repro-stage:{up}",
+                       "digest": {"dirHash1": components["inputs"][role]},
+                       "annotations": {"stage": up, "cache_key": self._key_of(up)}}
+                      for role, up in sorted(spec.inputs.items())]
+            statement = stage_statement(
+                experiment=exp.name, stage=spec.name, kind=spec.kind, profile=exp.profile,
+                params=spec.params, seed=spec.seed, key=key, components=components, files=files,
+                inputs=inputs, dependencies=ctx.dependencies, protocol=ctx.protocol_choices,
+                code=cache.git_revision(), lock_sha256=self.lock_sha256, system_sha256=system_sha,
+                started=started, finished=finished, invocation=invocation)
+            write_json_atomic(build / "statement.json", statement)
+            self.store.publish(build, key)
+            self._keys[spec.name] = key
+            return statement
+        finally:
+            if build.exists():
+                shutil.rmtree(build, ignore_errors=True)
+
+    def _key_of(self, stage: str) -> str:
+        return self._keys[stage]
+
+    def _entry(self, spec: StageSpec, key: str, statement: dict) -> dict:
+        self._keys[spec.name] = key
+        rel = self.store.statement_path(key).relative_to(self.store.root).as_posix()
+        return {"kind": spec.kind, "key": key, "statement": rel,
+                "statement_sha256": sha256_file(self.store.statement_path(key)),
+                "output": self.store.out(key).relative_to(self.store.root).as_posix(),
+                "output_digest": output_digest(statement), "inputs": dict(spec.inputs),
+                "external": [d for d in statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+                             if not d["name"].startswith(("input:", "code:", "environment", "manifest.lock"))],
+                "protocol_choices": statement["predicate"]["buildDefinition"]["internalParameters"]["protocol_choices"]}
+
+    def _write_manifest(self, exp: Experiment, entries: dict, started: str, invocation: str) -> Path:
+        from repro.provenance.record import read_json
+
+        results = {}
+        for name, entry in entries.items():
+            metrics = self.store.root / entry["output"] / "metrics.json"
+            if metrics.exists():
+                results[name] = read_json(metrics)
+        system, system_sha = self.system()
+        manifest = seal({
+            "schema": 1, "type": "repro-experiment-manifest", "experiment": exp.name,
+            "profile": exp.profile, "declaration": exp.resolved, "stages": entries,
+            "results": results, "result_stages": list(exp.results),
+            "system": system, "system_sha256": system_sha,
+            "lock": {"sha256": self.lock_sha256},
+            "invocation": {"id": invocation, "startedOn": started, "finishedOn": _now()},
+        })
+        path = self.store.root / exp.name / "manifest.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, manifest)
+        return path
+
+
+def _refuse_links(stage: str, out: Path) -> None:
+    for p in out.rglob("*"):
+        if p.is_symlink():
+            raise InputError(f"stage {stage!r} wrote a symbolic link {p.relative_to(out)}; outputs must be plain files")

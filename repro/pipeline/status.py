@@ -1,0 +1,70 @@
+"""``repro status``: per stage, done or stale and *why*, without running anything.
+
+A stage is done when its key (computed from current params, code, environment and the
+recorded outputs of its inputs) has an intact entry in the store. Otherwise the reason is the
+difference between the current key components and those of the key this experiment used last
+(from its manifest): a param, an input, the code, a package version, the seed, or missing or
+modified outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from repro.config.schema import Experiment
+from repro.pipeline import cache
+from repro.pipeline.runner import intact
+from repro.pipeline.store import Store
+from repro.provenance.record import output_digest, read_json
+
+
+@dataclass
+class StageStatus:
+    name: str
+    kind: str
+    state: str  # "done" | "stale" | "missing"
+    reasons: list[str] = field(default_factory=list)
+
+
+def experiment_status(exp: Experiment, runs_dir: Path) -> list[StageStatus]:
+    store = Store(runs_dir)
+    manifest_path = runs_dir / exp.name / "manifest.json"
+    previous = read_json(manifest_path)["stages"] if manifest_path.exists() else {}
+    digests: dict[str, str | None] = {}
+    out: list[StageStatus] = []
+    for spec in exp.stages.values():
+        blocked = [up for up in spec.inputs.values() if digests.get(up) is None]
+        if blocked:
+            digests[spec.name] = None
+            out.append(StageStatus(spec.name, spec.kind, "stale",
+                                   [f"upstream {u!r} is not done" for u in blocked]))
+            continue
+        comps = cache.key_components(spec.kind, spec.params, spec.seed,
+                                     {r: digests[u] for r, u in spec.inputs.items()})
+        key = cache.stage_key(comps)
+        statement = store.statement(key)
+        if statement is not None:
+            ok, why = intact(store, key, statement)
+            if ok:
+                digests[spec.name] = output_digest(statement)
+                out.append(StageStatus(spec.name, spec.kind, "done"))
+                continue
+            digests[spec.name] = None
+            out.append(StageStatus(spec.name, spec.kind, "stale", [why]))
+            continue
+        digests[spec.name] = None
+        out.append(_why_stale(store, spec, comps, previous.get(spec.name)))
+    store.digests.save()
+    return out
+
+
+def _why_stale(store: Store, spec, comps: dict, prev_entry: dict | None) -> StageStatus:
+    if prev_entry is None:
+        return StageStatus(spec.name, spec.kind, "missing", ["never run"])
+    prev = store.statement(prev_entry["key"])
+    if prev is None:
+        return StageStatus(spec.name, spec.kind, "missing", ["outputs missing from the store"])
+    old = prev["predicate"]["buildDefinition"]["internalParameters"]["key_components"]
+    reasons = cache.diff_components(old, comps) or ["key changed"]
+    return StageStatus(spec.name, spec.kind, "stale", reasons)

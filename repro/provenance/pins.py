@@ -1,0 +1,295 @@
+"""manifest.lock: the single source of pins (base images, Python lock files, models, datasets).
+
+Read it with `load_lock()`; every check fails with one line naming the file and the key.
+Kept import-light (yaml only) so the CLI, the Dockerfile tooling and CI can use it without torch.
+
+    python -m repro.provenance.pins check              # schema + lock-file digests
+    python -m repro.provenance.pins build-args train   # --build-arg lines for docker build
+    python -m repro.provenance.pins compose-env        # .env lines for docker compose
+    python -m repro.provenance.pins sync-locks         # after requirements/compile.sh
+    python -m repro.provenance.pins set-digest eval sha256:<64 hex>
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import hashlib
+import os
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+from repro.errors import InputError
+
+SCHEMA = 1
+KINDS = ("images", "python_locks", "models", "datasets")
+STATUSES = ("pinned", "unpinned")
+HOSTS = ("huggingface", "github")
+PIN_REQUIRED = ("id", "revision", "status", "license", "gated", "files", "source")
+PIN_OPTIONAL = ("host", "note")
+IMAGE_REQUIRED = ("ref", "digest", "status")
+IMAGE_OPTIONAL = ("note",)
+# Which Dockerfile builds each image, its main requirements lock, and the variant's build args.
+IMAGE_BUILDS = {
+    "train": ("Dockerfile.train", "requirements/train.txt", {}),
+    "eval": ("Dockerfile.eval", "requirements/eval.txt", {"LOCK": "eval"}),
+    "cpu": ("Dockerfile.eval", "requirements/cpu.txt",
+            {"LOCK": "cpu", "PIP_EXTRA_INDEX_URL": "https://download.pytorch.org/whl/cpu"}),
+}
+
+_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+_SHA40 = re.compile(r"^[0-9a-f]{40}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+HEADER = "# manifest.lock: written by repro.provenance.pins (sorted keys); see docs/containers.md\n"
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def lock_path() -> Path:
+    """manifest.lock at the repository root, or the file named by $REPRO_LOCK."""
+    env = os.environ.get("REPRO_LOCK")
+    return Path(env) if env else repo_root() / "manifest.lock"
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _fail(path, where: str, msg: str):
+    raise InputError(f"{path}: {where}: {msg}")
+
+
+def _check_keys(path, where: str, entry, required, optional=()):
+    if not isinstance(entry, dict):
+        _fail(path, where, f"expected a mapping, got {type(entry).__name__}")
+    for key in entry:
+        if key not in required and key not in optional:
+            hint = difflib.get_close_matches(str(key), list(required) + list(optional), n=1)
+            _fail(path, f"{where}.{key}", "unknown key" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+    for key in required:
+        if key not in entry:
+            _fail(path, f"{where}.{key}", "missing")
+
+
+def _check_image(path, where: str, img):
+    _check_keys(path, where, img, IMAGE_REQUIRED, IMAGE_OPTIONAL)
+    if not isinstance(img["ref"], str) or ":" not in img["ref"].rsplit("/", 1)[-1] or "@" in img["ref"]:
+        _fail(path, f"{where}.ref", f"{img['ref']!r} is not a repo:tag reference (the digest goes in 'digest')")
+    digest, status = img["digest"], img["status"]
+    if digest is not None and not (isinstance(digest, str) and _DIGEST.match(digest)):
+        _fail(path, f"{where}.digest", f"{digest!r} is not sha256:<64 lowercase hex> or null")
+    _check_status(path, where, status, digest is not None, "digest")
+
+
+def _check_status(path, where: str, status, has_pin: bool, field: str):
+    if status not in STATUSES:
+        _fail(path, f"{where}.status", f"{status!r} is not one of {', '.join(STATUSES)}")
+    if has_pin and status != "pinned":
+        _fail(path, f"{where}.status", f"must be 'pinned' when {field} is set")
+    if not has_pin and status != "unpinned":
+        _fail(path, f"{where}.status", f"must be 'unpinned' when {field} is null")
+
+
+def _check_pin(path, where: str, pin):
+    _check_keys(path, where, pin, PIN_REQUIRED, PIN_OPTIONAL)
+    if not isinstance(pin["id"], str) or not pin["id"]:
+        _fail(path, f"{where}.id", "must be a non-empty string")
+    rev = pin["revision"]
+    if rev is not None and not (isinstance(rev, str) and _SHA40.match(rev)):
+        _fail(path, f"{where}.revision", f"{rev!r} is not a 40-hex commit SHA (use null with status: unpinned)")
+    _check_status(path, where, pin["status"], rev is not None, "revision")
+    if pin["license"] is not None and not isinstance(pin["license"], str):
+        _fail(path, f"{where}.license", "must be a string or null")
+    if pin["gated"] not in (True, False, None):
+        _fail(path, f"{where}.gated", f"{pin['gated']!r} is not true, false or null")
+    if not isinstance(pin["files"], dict):
+        _fail(path, f"{where}.files", "must be a mapping of path to sha256")
+    for fname, digest in pin["files"].items():
+        if not (isinstance(digest, str) and _SHA256.match(digest)):
+            _fail(path, f"{where}.files.{fname}", f"{digest!r} is not a 64-hex sha256")
+    if not (isinstance(pin["source"], str) and pin["source"].startswith("https://")):
+        _fail(path, f"{where}.source", "must be an https:// URL where the pin was read")
+    if pin.get("host", "huggingface") not in HOSTS:
+        _fail(path, f"{where}.host", f"{pin['host']!r} is not one of {', '.join(HOSTS)}")
+    if "note" in pin and not isinstance(pin["note"], str):
+        _fail(path, f"{where}.note", "must be a string")
+
+
+def validate_lock(lock, path="manifest.lock") -> dict:
+    """Check the whole schema; raise InputError naming the first bad key."""
+    if not isinstance(lock, dict):
+        _fail(path, "(top)", "expected a YAML mapping")
+    _check_keys(path, "(top)", lock, ("schema",) + KINDS)
+    if lock["schema"] != SCHEMA:
+        _fail(path, "schema", f"{lock['schema']!r} is not a supported schema (expected {SCHEMA})")
+    for kind in KINDS:
+        section = lock[kind]
+        if not isinstance(section, dict):
+            _fail(path, kind, "expected a mapping")
+        for key, entry in section.items():
+            where = f"{kind}.{key}"
+            if kind == "python_locks":
+                _check_keys(path, where, entry, ("sha256",))
+                if not (isinstance(entry["sha256"], str) and _SHA256.match(entry["sha256"])):
+                    _fail(path, f"{where}.sha256", f"{entry['sha256']!r} is not a 64-hex sha256")
+                continue
+            if not (isinstance(key, str) and _KEY.match(key)):
+                _fail(path, where, "keys must be snake_case")
+            (_check_image if kind == "images" else _check_pin)(path, where, entry)
+    return lock
+
+
+def load_lock(path=None) -> dict:
+    """Safe-load and validate manifest.lock (default: `lock_path()`)."""
+    path = Path(path) if path is not None else lock_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        lock = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"line {mark.line + 1}" if mark else "(yaml)"
+        raise InputError(f"{path}: {line}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    return validate_lock(lock, path)
+
+
+def dump_lock(lock: dict) -> str:
+    """The canonical text of a lock: sorted keys, block style, a fixed header."""
+    body = yaml.safe_dump(lock, sort_keys=True, default_flow_style=False, width=4096, allow_unicode=False)
+    return HEADER + body
+
+
+def write_lock(lock: dict, path=None) -> Path:
+    path = Path(path) if path is not None else lock_path()
+    validate_lock(lock, path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(dump_lock(lock), encoding="utf-8")
+    tmp.replace(path)  # atomic: a reader never sees half a lock
+    return path
+
+
+# --------------------------------------------------------------------------- lookups
+
+
+def find_pin(lock: dict, kind: str, key: str) -> dict:
+    """The entry `lock[kind][key]`; an unknown kind or key is an InputError with a suggestion."""
+    if kind not in KINDS:
+        raise InputError(f"manifest.lock: {kind}: unknown section (one of {', '.join(KINDS)})")
+    section = lock.get(kind) or {}
+    if key not in section:
+        hint = difflib.get_close_matches(key, list(section), n=1)
+        raise InputError(f"manifest.lock: {kind}.{key}: no such pin" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+    return section[key]
+
+
+def image_ref(lock: dict, name: str) -> str:
+    """`ref@digest` for an image; refuses an unpinned one rather than building from a moving tag."""
+    img = find_pin(lock, "images", name)
+    if img["digest"] is None:
+        raise InputError(
+            f"manifest.lock: images.{name}.digest: unpinned; read it with "
+            f"`docker buildx imagetools inspect {img['ref']}` and record it with "
+            f"`python -m repro.provenance.pins set-digest {name} sha256:...`"
+        )
+    return f"{img['ref']}@{img['digest']}"
+
+
+def _recipe(lock: dict, name: str):
+    if name not in IMAGE_BUILDS:
+        raise InputError(f"manifest.lock: images.{name}: no build recipe (one of {', '.join(IMAGE_BUILDS)})")
+    dockerfile, req, extra = IMAGE_BUILDS[name]
+    ref, digest = image_ref(lock, name).split("@", 1)
+    return dockerfile, ref, digest, find_pin(lock, "python_locks", req)["sha256"], extra
+
+
+def build_args(lock: dict, name: str) -> list[str]:
+    """docker build arguments for one image: Dockerfile, base ref and digest, lock digest, variant."""
+    dockerfile, ref, digest, lock_sha, extra = _recipe(lock, name)
+    args = ["-f", dockerfile]
+    for key, value in {"BASE_REF": ref, "BASE_DIGEST": digest, "PYTHON_LOCK_SHA256": lock_sha, **extra}.items():
+        args += ["--build-arg", f"{key}={value}"]
+    return args
+
+
+def compose_env(lock: dict) -> list[str]:
+    """KEY=value lines for a compose .env file (docker-compose.yml reads <IMAGE>_BASE_DIGEST etc.)."""
+    lines = []
+    for name in IMAGE_BUILDS:
+        _, ref, digest, lock_sha, _ = _recipe(lock, name)
+        up = name.upper()
+        lines += [f"{up}_BASE_REF={ref}", f"{up}_BASE_DIGEST={digest}", f"{up}_PYTHON_LOCK_SHA256={lock_sha}"]
+    return lines
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def stale_python_locks(lock: dict, root: Path | None = None) -> list[str]:
+    """One message per requirements lock whose sha256 differs from manifest.lock (or is missing)."""
+    root = root or repo_root()
+    problems = []
+    for rel, entry in sorted(lock["python_locks"].items()):
+        path = root / rel
+        if not path.is_file():
+            problems.append(f"manifest.lock: python_locks.{rel}: file missing")
+        elif file_sha256(path) != entry["sha256"]:
+            problems.append(f"manifest.lock: python_locks.{rel}.sha256: stale; run `python -m repro.provenance.pins sync-locks`")
+    return problems
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m repro.provenance.pins", description=__doc__.split("\n")[0])
+    parser.add_argument("--lock", help="manifest.lock to use (default: $REPRO_LOCK or the repository's)")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("check", help="validate the schema and the requirements lock digests")
+    sub.add_parser("build-args", help="print docker build arguments").add_argument("image")
+    sub.add_parser("compose-env", help="print .env lines for docker compose")
+    sub.add_parser("sync-locks", help="record the sha256 of requirements/*.txt")
+    setd = sub.add_parser("set-digest", help="record a base image digest read from the registry")
+    setd.add_argument("image")
+    setd.add_argument("digest")
+    args = parser.parse_args(argv)
+    path = Path(args.lock) if args.lock else lock_path()
+    try:
+        lock = load_lock(path)
+        if args.cmd == "check":
+            problems = stale_python_locks(lock, path.resolve().parent)
+            for line in problems:
+                print(line, file=sys.stderr)
+            return 1 if problems else 0
+        if args.cmd == "build-args":
+            print(" ".join(build_args(lock, args.image)))
+        elif args.cmd == "compose-env":
+            print("\n".join(compose_env(lock)))
+        elif args.cmd == "sync-locks":
+            root = path.resolve().parent
+            files = sorted(p.relative_to(root).as_posix() for p in (root / "requirements").glob("*.txt"))
+            lock["python_locks"] = {rel: {"sha256": file_sha256(root / rel)} for rel in files}
+            write_lock(lock, path)
+        elif args.cmd == "set-digest":
+            img = find_pin(lock, "images", args.image)
+            img.update(digest=args.digest, status="pinned")
+            write_lock(lock, path)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""``repro verify``: re-read every byte an experiment's manifest vouches for, and check it.
+
+Checks, each named in the report: the manifest's seal; each stage statement's own digest and
+cache key; every output file re-hashed from disk (never from the digest cache), with missing
+and added files caught; the chain (each stage's inputs equal its producers' outputs); external
+inputs against ``manifest.lock`` (unpinned -> warning); results equal the stage metrics they
+came from; partial evaluations (warning); metrics against reference values where any exist.
+The verdict is an in-toto test-result statement written next to the manifest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from repro.errors import InputError
+from repro.provenance import pins
+from repro.provenance.digest import dir_hash, digest_tree, sha256_file
+from repro.provenance.record import (STATEMENT_TYPE, TEST_RESULT_PREDICATE, output_digest,
+                                     read_json, seal_ok, subject_files, write_json_atomic)
+
+
+@dataclass
+class Check:
+    name: str
+    level: str  # "pass" | "warn" | "fail"
+    detail: str = ""
+
+
+class Verification:
+    def __init__(self) -> None:
+        self.checks: list[Check] = []
+
+    def ok(self, name: str, detail: str = "") -> None:
+        self.checks.append(Check(name, "pass", detail))
+
+    def warn(self, name: str, detail: str) -> None:
+        self.checks.append(Check(name, "warn", detail))
+
+    def fail(self, name: str, detail: str) -> None:
+        self.checks.append(Check(name, "fail", detail))
+
+    def verdict(self, strict: bool = False) -> str:
+        levels = {c.level for c in self.checks}
+        if "fail" in levels or (strict and "warn" in levels):
+            return "FAILED"
+        return "WARNED" if "warn" in levels else "PASSED"
+
+
+def find_manifests(path: Path) -> list[Path]:
+    if path.is_file() and path.name == "manifest.json":
+        return [path]
+    if (path / "manifest.json").is_file():
+        return [path / "manifest.json"]
+    found = sorted(path.glob("*/manifest.json"))
+    if not found:
+        raise InputError(f"{path}: no experiment manifest found (expected {path}/manifest.json "
+                         f"or a runs directory holding <experiment>/manifest.json)")
+    return found
+
+
+def verify_manifest(manifest_path: Path, strict: bool = False) -> tuple[Verification, dict]:
+    v = Verification()
+    runs = manifest_path.parent.parent
+    try:
+        manifest = read_json(manifest_path)
+    except InputError as exc:
+        v.fail(f"manifest {manifest_path}", str(exc))
+        return v, {}
+    if not seal_ok(manifest):
+        v.fail(f"manifest {manifest_path}", "content does not match its manifest_sha256 (edited)")
+    else:
+        v.ok(f"manifest {manifest_path.name}")
+    _check_system(v, runs, manifest)
+    outputs: dict[str, str] = {}
+    lock = pins.load_lock()
+    for name, entry in manifest.get("stages", {}).items():
+        statement = _check_stage(v, runs, name, entry)
+        if statement is not None:
+            outputs[name] = output_digest(statement)
+            _check_chain(v, name, statement, manifest["stages"])
+            _check_external(v, name, statement, lock)
+    _check_results(v, runs, manifest)
+    _check_lock_file(v, manifest)
+    return v, manifest
+
+
+def _read(path: Path):
+    try:
+        return read_json(path)
+    except InputError:
+        return None
+
+
+def _check_system(v: Verification, runs: Path, manifest: dict) -> None:
+    path = runs / "systems" / f"{manifest.get('system_sha256')}.json"
+    if not path.exists():
+        v.fail(f"file {path}", "system description missing")
+    elif _read(path) != manifest.get("system"):
+        v.fail(f"file {path}", "system description differs from the manifest's")
+    else:
+        v.ok("system description")
+
+
+def _check_stage(v: Verification, runs: Path, name: str, entry: dict) -> dict | None:
+    st_path = runs / entry["statement"]
+    if not st_path.exists():
+        v.fail(f"stage {name}", f"statement missing: {st_path}")
+        return None
+    if sha256_file(st_path) != entry["statement_sha256"]:
+        v.fail(f"file {st_path}", f"stage {name}: statement digest differs from the manifest's (edited)")
+        return None
+    statement = read_json(st_path)
+    if statement.get("_type") != STATEMENT_TYPE:
+        v.fail(f"file {st_path}", "not an in-toto Statement v1")
+        return None
+    key = statement["predicate"]["buildDefinition"]["internalParameters"]["cache_key"]
+    if key != entry["key"]:
+        v.fail(f"file {st_path}", f"stage {name}: cache key differs from the manifest's")
+    out = runs / entry["output"]
+    expected = subject_files(statement)
+    found = digest_tree(out) if out.is_dir() else {}
+    bad = False
+    for rel in sorted(set(found) | set(expected), key=str.encode):
+        if rel not in found:
+            v.fail(f"file {out / rel}", f"stage {name}: output file missing")
+        elif rel not in expected:
+            v.fail(f"file {out / rel}", f"stage {name}: file not in the statement (added)")
+        elif found[rel] != expected[rel]:
+            v.fail(f"file {out / rel}", f"stage {name}: sha256 differs from the statement (modified)")
+        else:
+            continue
+        bad = True
+    if not bad:
+        if dir_hash(found) != output_digest(statement) or output_digest(statement) != entry["output_digest"]:
+            v.fail(f"stage {name}", "directory digest mismatch")
+        else:
+            v.ok(f"stage {name}", f"{len(found)} files")
+    return statement
+
+
+def _check_chain(v: Verification, name: str, statement: dict, entries: dict) -> None:
+    for dep in statement["predicate"]["buildDefinition"]["resolvedDependencies"]:
+        if not dep["name"].startswith("input:"):
+            continue
+        producer = dep.get("annotations", {}).get("stage")
+        if producer not in entries:
+            v.fail(f"stage {name}", f"input {dep['name']} comes from unknown stage {producer!r}")
+        elif dep["digest"]["dirHash1"] != entries[producer]["output_digest"]:
+            v.fail(f"stage {name}", f"{dep['name']} does not match the recorded outputs of {producer!r}")
+
+
+def _check_external(v: Verification, name: str, statement: dict, lock: dict) -> None:
+    for dep in statement["predicate"]["buildDefinition"]["resolvedDependencies"]:
+        ann = dep.get("annotations") or {}
+        if "lock_key" not in ann:
+            continue
+        try:
+            entry = pins.find_pin(lock, ann.get("lock_kind", "models"), ann["lock_key"])
+        except InputError as exc:
+            v.fail(f"stage {name}", f"{dep['name']}: {exc}")
+            continue
+        if entry.get("revision") is None:
+            v.warn(f"stage {name}", f"{dep['name']}: input is unpinned in manifest.lock")
+        elif ann.get("revision") != entry["revision"]:
+            v.fail(f"stage {name}", f"{dep['name']}: revision {ann.get('revision')} != locked {entry['revision']}")
+
+
+def _check_results(v: Verification, runs: Path, manifest: dict) -> None:
+    from repro.report.references import check_references
+
+    for name, result in manifest.get("results", {}).items():
+        entry = manifest["stages"].get(name)
+        metrics = runs / entry["output"] / "metrics.json" if entry else None
+        if metrics is None or not metrics.exists() or _read(metrics) != result:
+            v.fail(f"result {name}", "differs from the stage's metrics.json")
+            continue
+        if result.get("partial"):
+            v.warn(f"result {name}", f"partial evaluation (n={result.get('n')} of {result.get('n_total')}): not a reproduction")
+    for level, name, detail in check_references(manifest):
+        getattr(v, level)(name, detail)
+
+
+def _check_lock_file(v: Verification, manifest: dict) -> None:
+    path = pins.lock_path()
+    recorded = (manifest.get("lock") or {}).get("sha256")
+    current = sha256_file(path) if path.exists() else None
+    if recorded != current:
+        v.warn("manifest.lock", "changed since this run (inputs were checked against the current lock)")
+
+
+def verdict_statement(manifest_path: Path, v: Verification, strict: bool) -> dict:
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": [{"name": manifest_path.name, "digest": {"sha256": sha256_file(manifest_path)}}],
+        "predicateType": TEST_RESULT_PREDICATE,
+        "predicate": {
+            "result": v.verdict(strict),
+            "configuration": [{"name": "strict", "value": strict}],
+            "passedTests": [c.name for c in v.checks if c.level == "pass"],
+            "warnedTests": [f"{c.name}: {c.detail}" for c in v.checks if c.level == "warn"],
+            "failedTests": [f"{c.name}: {c.detail}" for c in v.checks if c.level == "fail"],
+        },
+    }
+
+
+def write_verdict(manifest_path: Path, v: Verification, strict: bool) -> Path:
+    out = manifest_path.parent / "verification.json"
+    write_json_atomic(out, verdict_statement(manifest_path, v, strict))
+    return out
+
+
+def format_report(manifest_path: Path, v: Verification, strict: bool) -> str:
+    lines = [f"verify {manifest_path}"]
+    for c in v.checks:
+        if c.level != "pass":
+            lines.append(f"  {c.level.upper()} {c.name}: {c.detail}")
+    n_pass = sum(c.level == "pass" for c in v.checks)
+    lines.append(f"  {n_pass} checks passed, {sum(c.level == 'warn' for c in v.checks)} warned, "
+                 f"{sum(c.level == 'fail' for c in v.checks)} failed -> {v.verdict(strict)}")
+    return "\n".join(lines)
+

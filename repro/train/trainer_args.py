@@ -1,0 +1,155 @@
+"""Training params (Hugging Face ``TrainingArguments`` names) -> ``TrainingArguments``.
+
+Params are read with the HF names so recipes read like the paper's and like LLaVA's scripts.
+``warmup_ratio`` is kept as a param (the paper states a ratio) and passed as a fractional
+``warmup_steps``, which transformers 5 interprets as a ratio of the total steps.
+"""
+
+from __future__ import annotations
+
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+from repro.errors import InputError
+
+LAUNCH_DIR = Path(__file__).resolve().parents[2] / "configs" / "launch"
+RESUME_CHECKPOINTS_KEPT = 2  # Trainer's own (optimizer-bearing) checkpoints: the latest complete one survives a crash mid-save
+
+# name -> (default, type); None default = unset
+PARAMS: dict[str, tuple[Any, type]] = {
+    "learning_rate": (2e-5, float),
+    "num_train_epochs": (1.0, float),
+    "max_steps": (-1, int),
+    "per_device_train_batch_size": (1, int),
+    "gradient_accumulation_steps": (1, int),
+    "max_length": (2048, int),
+    "warmup_ratio": (0.0, float),
+    "lr_scheduler_type": ("cosine", str),
+    "weight_decay": (0.0, float),
+    "save_steps": (None, int),
+    "save_total_limit": (None, int),
+    "bf16": (False, bool),
+    "gradient_checkpointing": (False, bool),
+    "deepspeed": (None, str),
+    "optim": ("adamw_torch", str),
+    "max_grad_norm": (1.0, float),
+    "expect_global_batch": (None, int),
+    # weights are loaded in this dtype; bf16 autocast keeps fp32 master weights, as LLaVA's runs do
+    "model_dtype": ("float32", str),
+}
+POSITIVE = ("per_device_train_batch_size", "gradient_accumulation_steps", "max_length",
+            "save_steps", "save_total_limit", "expect_global_batch")
+
+
+def _coerce(name: str, value: Any, kind: type) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("true", "false"):  # `--set` values may arrive as strings
+            return str(value).lower() == "true"
+        raise InputError(f"params: {name}: {value!r} is not true/false")
+    if kind is str:
+        return str(value)
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise InputError(f"params: {name}: {value!r} is not a number") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
+        raise InputError(f"params: {name}: {value!r} is not {'an integer' if kind is int else 'a number'}")
+    return kind(value)
+
+
+def read_params(ctx) -> dict[str, Any]:
+    """The training params of a stage, defaulted, type-checked and range-checked."""
+    params = {}
+    for name, (default, kind) in PARAMS.items():
+        value = ctx.param(name, default)
+        params[name] = None if value is None else _coerce(name, value, kind)
+    for name in POSITIVE:
+        if params[name] is not None and params[name] <= 0:
+            raise InputError(f"params: {name}: {params[name]} must be positive")
+    if not 0.0 <= params["warmup_ratio"] < 1.0:
+        raise InputError(f"params: warmup_ratio: {params['warmup_ratio']} must be in [0, 1)")
+    if params["max_steps"] <= 0 and params["num_train_epochs"] <= 0:
+        raise InputError("params: max_steps/num_train_epochs: one of them must be positive")
+    if params["model_dtype"] not in ("float32", "bfloat16", "float16"):
+        raise InputError(f"params: model_dtype: {params['model_dtype']!r}; expected float32/bfloat16/float16")
+    if params["deepspeed"] not in (None, "zero2", "zero3"):
+        raise InputError(f"params: deepspeed: {params['deepspeed']!r}; expected zero2 or zero3")
+    return params
+
+
+def effective_global_batch(params: dict[str, Any], world_size: int) -> int:
+    return params["per_device_train_batch_size"] * world_size * params["gradient_accumulation_steps"]
+
+
+def check_global_batch(params: dict[str, Any], world_size: int, expected: int) -> int:
+    """Raise if per-device batch x world size x accumulation is not the recipe's global batch."""
+    got = effective_global_batch(params, world_size)
+    if got != int(expected):
+        raise InputError(
+            f"params: expect_global_batch: recipe says {expected}, but per_device_train_batch_size "
+            f"{params['per_device_train_batch_size']} x world size {world_size} x "
+            f"gradient_accumulation_steps {params['gradient_accumulation_steps']} = {got}")
+    return got
+
+
+def deepspeed_config(name: str | None) -> str | None:
+    """Path of ``configs/launch/<name>.json``; a clear error when DeepSpeed is not installed."""
+    if name is None:
+        return None
+    if find_spec("deepspeed") is None:
+        raise InputError(f"params: deepspeed: {name!r} needs the deepspeed package, not installed")
+    path = LAUNCH_DIR / f"{name}.json"
+    if not path.is_file():
+        raise InputError(f"{path}: missing DeepSpeed config for params.deepspeed {name!r}")
+    return str(path)
+
+
+def training_arguments(params: dict[str, Any], output_dir: Path, seed: int):
+    """Build ``TrainingArguments`` (before the model is loaded: ZeRO-3 needs that order)."""
+    try:
+        return _arguments(params, output_dir, seed)
+    except ValueError as exc:  # e.g. an unknown lr_scheduler_type or optim
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"params: {first}") from None
+
+
+def _arguments(params: dict[str, Any], output_dir: Path, seed: int):
+    import torch
+    from transformers import TrainingArguments
+
+    save_steps = params["save_steps"]
+    gc = params["gradient_checkpointing"]
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        seed=seed,
+        data_seed=seed,
+        learning_rate=params["learning_rate"],
+        num_train_epochs=params["num_train_epochs"],
+        max_steps=params["max_steps"],
+        per_device_train_batch_size=params["per_device_train_batch_size"],
+        gradient_accumulation_steps=params["gradient_accumulation_steps"],
+        warmup_steps=params["warmup_ratio"],
+        lr_scheduler_type=params["lr_scheduler_type"],
+        weight_decay=params["weight_decay"],
+        max_grad_norm=params["max_grad_norm"],
+        optim=params["optim"],
+        bf16=params["bf16"],
+        use_cpu=not torch.cuda.is_available(),  # explicit, so bf16 autocast is allowed on CPU
+        gradient_checkpointing=gc,
+        # non-reentrant checkpointing still back-propagates when the input embeddings are frozen
+        gradient_checkpointing_kwargs={"use_reentrant": False} if gc else None,
+        deepspeed=deepspeed_config(params["deepspeed"]),
+        save_strategy="steps" if save_steps else "no",
+        save_steps=save_steps or 500,
+        save_total_limit=RESUME_CHECKPOINTS_KEPT,
+        logging_steps=1,
+        report_to="none",
+        disable_tqdm=True,
+        remove_unused_columns=False,  # our collator already returns exactly the model inputs
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),  # pinning is a no-op warning on CPU
+    )

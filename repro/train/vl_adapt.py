@@ -1,0 +1,107 @@
+"""Stage ``train/vl_adapt``: LLaVA-1.5 vision-language adaptation (and safety SFT / MTL).
+
+``mode``:
+- ``pretrain`` (stage 1): only ``multi_modal_projector`` trains; vision tower and LLM frozen;
+- ``finetune`` (stage 2): projector + language model train; vision tower frozen;
+- ``sft``: the same as ``finetune`` (VLGuard safety SFT, LLaVA-Instruct ∪ VLGuard MTL).
+Inputs: ``model`` = a LLaVA checkpoint dir, ``data`` = a conversation dataset dir.
+"""
+
+from __future__ import annotations
+
+from repro.errors import InputError
+
+GROUPS_TRAINED = {
+    "pretrain": ("multi_modal_projector",),
+    "finetune": ("multi_modal_projector", "language_model"),
+    "sft": ("multi_modal_projector", "language_model"),
+}
+
+
+def group_of(name: str) -> str:
+    """Module group of a LLaVA parameter name (the LLM's lm_head counts as language model)."""
+    if "vision_tower" in name:
+        return "vision_tower"
+    if "multi_modal_projector" in name:
+        return "multi_modal_projector"
+    return "language_model"
+
+
+def freeze_for_mode(model, mode: str) -> None:
+    trained = GROUPS_TRAINED[mode]
+    for name, param in model.named_parameters():
+        param.requires_grad_(group_of(name) in trained)
+
+
+def check_image_tokens(model, processor, count: int) -> None:
+    """The processor's tokens per image must equal the features the vision path produces."""
+    import torch
+    from PIL import Image
+
+    from repro.models.images import prepare_image
+
+    image = prepare_image(Image.new("RGB", (48, 32)), processor.image_processor)
+    pixels = processor.image_processor(images=[image], return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        feats = model.model.get_image_features(pixel_values=pixels.to(model.dtype))
+    feats = getattr(feats, "pooler_output", feats)  # transformers 5 may wrap the features
+    n = feats[0].shape[0] if isinstance(feats, (list, tuple)) else feats.shape[-2]
+    if n != count:
+        raise InputError(f"processor: image tokens per image {count} != {n} image features "
+                         "of the model (processor and vision config disagree)")
+
+
+def run_vl_adapt(ctx, callbacks=()) -> None:
+    """``run_stage`` with extra ``TrainerCallback``s (tests interrupt a run with one)."""
+    from repro.models.images import IMAGE_PREPROCESSING
+    from repro.models.llava import _rename_vision_keys, load_llava
+    from repro.models.card import read_model_card
+    from repro.train.collate import ConversationCollator
+    from repro.train.common import (TrainJob, load_conversations, protocol_record, run_training,
+                                    work_dir)
+    from repro.train.tokenize import image_tokens_of, tokenize_samples
+    from repro.train.trainer_args import (check_global_batch, read_params, training_arguments)
+
+    mode = ctx.param("mode")
+    if mode not in GROUPS_TRAINED:
+        raise InputError(f"params: mode: {mode!r}; expected one of {', '.join(GROUPS_TRAINED)}")
+    params = read_params(ctx)
+    model_dir = ctx.input("model")
+    card = read_model_card(model_dir)
+    if card["architecture"] != "llava":
+        raise InputError(f"{model_dir / 'repro_model.json'}: architecture: expected 'llava', "
+                         f"got {card['architecture']!r}")
+    template = card.get("template")
+    samples = load_conversations(ctx.input("data"), ctx.param("split", None))
+    ctx.seed_everything()
+    with work_dir(ctx.scratch) as work:
+        args = training_arguments(params, work / "trainer", ctx.seed)  # before the model (ZeRO-3)
+        if params["expect_global_batch"] is not None:
+            check_global_batch(params, args.world_size, params["expect_global_batch"])
+        model, processor = load_llava(model_dir, dtype=params["model_dtype"])
+        freeze_for_mode(model, mode)
+        image_tokens = image_tokens_of(processor)
+        check_image_tokens(model, processor, image_tokens.count)
+        encoded, stats = tokenize_samples(samples, processor.tokenizer, template,
+                                          params["max_length"], image_tokens,
+                                          require_image=mode == "pretrain")
+        pad_id = processor.tokenizer.pad_token_id
+        job = TrainJob(model=model, processing_class=processor, samples=encoded,
+                       collator=ConversationCollator(pad_id, processor.image_processor),
+                       card=dict(card), group_of=group_of, callbacks=list(callbacks),
+                       fix_model_files=_rename_vision_keys)
+        metrics = run_training(args, job, work, ctx.out, params)
+    protocol_record(ctx, template, params, {
+        "image_preprocessing": card.get("image_preprocessing", IMAGE_PREPROCESSING),
+        "image_tokens_per_image": image_tokens.count,
+        "trained_modules": list(GROUPS_TRAINED[mode]),
+        "text_only_samples": "dropped (no gradient reaches the projector)" if mode == "pretrain"
+        else "kept, batched with image samples",
+    })
+    ctx.write_metrics({**metrics, **stats, "mode": mode,
+                       "image_tokens_per_image": image_tokens.count})
+
+
+def run_stage(ctx) -> None:
+    """Stage ``train/vl_adapt`` (see the module docstring for ``mode``)."""
+    run_vl_adapt(ctx)

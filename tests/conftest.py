@@ -1,0 +1,42 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # so tests can import stagefns
+
+from repro.stages import STAGE_KINDS  # noqa: E402
+
+for _kind, _fn in {"test/write_text": "stagefns:write_text", "test/concat": "stagefns:concat",
+                   "test/fail_midway": "stagefns:fail_midway", "test/write_link": "stagefns:write_link"}.items():
+    if _kind not in STAGE_KINDS:
+        STAGE_KINDS.register(_kind, _fn)
+
+
+@pytest.fixture
+def experiments(tmp_path):
+    """A temporary experiments directory with a three-stage experiment ``chain``."""
+    root = tmp_path / "experiments"
+    (root / "_base").mkdir(parents=True)
+    (root / "_base" / "tiny.yaml").write_text(
+        "schema: 1\nrecipes:\n  greet: {text: hello, repeat: 2}\n")
+    (root / "_base" / "paper.yaml").write_text(
+        "schema: 1\nrecipes:\n  greet: {text: hello, repeat: 1000}\n")
+    (root / "chain.yaml").write_text(
+        "schema: 1\n"
+        "description: three stages in a line\n"
+        "include: ['_base/{profile}.yaml']\n"
+        "stages:\n"
+        "  a: {kind: test/write_text, recipe: greet}\n"
+        "  b: {kind: test/write_text, params: {text: world}}\n"
+        "  c: {kind: test/concat, inputs: {x: a, y: b}}\n"
+        "results: [c]\n")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _no_tokens(monkeypatch):
+    # A planted fake token: nothing the kit writes may contain it (checked by tests that look).
+    monkeypatch.setenv("HF_TOKEN", "hf_FAKEtokenFAKEtokenFAKEtokenFAKE0000")
+    yield
