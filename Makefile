@@ -10,7 +10,7 @@ REPRO := $(BIN)/repro
 TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= train,eval,report,dev
 
-.PHONY: setup test smoke verify bench clean reproduce-%
+.PHONY: setup test smoke verify bench clean reproduce-% docker-smoke
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,3 +40,9 @@ bench: setup
 
 clean:
 	rm -rf $(RUNS) bench
+
+# Build the CPU image (pins from manifest.lock) and run the tiny reproduction in it. Needs a
+# Docker daemon; fails before Docker runs while the cpu base image digest is unpinned.
+docker-smoke: setup
+	docker build $$($(BIN)/python -m repro.provenance.pins build-args cpu) -t repro-smoke:dev .
+	docker run --rm -v "$$(pwd)/$(RUNS):/workspace/runs" repro-smoke:dev run smoke --profile tiny

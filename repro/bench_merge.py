@@ -68,13 +68,13 @@ def _worker(a: str, b: str, out: str, weight: float) -> None:
     """Child process: merge and print timing + memory as JSON (one line)."""
     import torch  # noqa: F401  (imported before the baseline so it is not counted as merge memory)
 
-    from repro.merge.linear import linear
+    from repro.merge.linear import make_combine
     from repro.merge.stage import merge_dirs
 
     base_kb = _vm_hwm_kb()
     start = time.perf_counter()
     metrics = merge_dirs({"a": Path(a), "b": Path(b)}, Path(out),
-                         lambda key, t: linear(t["a"], t["b"], weight))
+                         make_combine(weight))
     seconds = time.perf_counter() - start
     print(json.dumps({"seconds": seconds, "bytes_written": metrics["bytes_written"],
                       "hwm_baseline_kb": base_kb, "hwm_end_kb": _vm_hwm_kb()}))

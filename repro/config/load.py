@@ -8,6 +8,7 @@ Unknown keys are errors naming the file and the key; "not given" is ``None``, ne
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,9 @@ EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
 
 
 def experiments_dir() -> Path:
-    return EXPERIMENTS_DIR
+    """The repository's ``experiments/``, or the folder named by ``$REPRO_EXPERIMENTS_DIR``."""
+    env = os.environ.get("REPRO_EXPERIMENTS_DIR")
+    return Path(env) if env else EXPERIMENTS_DIR
 
 
 def list_experiments(root: Path | None = None) -> list[str]:

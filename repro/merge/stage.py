@@ -155,15 +155,16 @@ class _Producer:
         raw = self._fetch(key)
         if key.startswith(self.frozen) or entry.dtype not in FLOAT_DTYPES:
             return self._copy(key, entry.dtype, raw)
-        # float32 compute whatever the storage dtype (bf16 sums lose too much), stored back as input
-        tensors = {}
-        for role, data in raw.items():
-            work = self.buffers.floats(("f32", role), entry.shape)
-            tensors[role] = work.copy_(bytes_to_tensor(data, entry))
-        result = self.combine(key, tensors)
         out = self.buffers.bytes("out", len(raw[self.first]))
         view = bytes_to_tensor(memoryview(out)[:len(raw[self.first])], entry)
-        view.copy_(result)
+        if getattr(self.combine, "native", False):  # computes in float32 itself, writes ``view``
+            self.combine(key, {role: bytes_to_tensor(d, entry) for role, d in raw.items()}, view)
+        else:  # float32 compute whatever the storage dtype (bf16 sums lose too much)
+            tensors = {}
+            for role, data in raw.items():
+                work = self.buffers.floats(("f32", role), entry.shape)
+                tensors[role] = work.copy_(bytes_to_tensor(data, entry))
+            view.copy_(self.combine(key, tensors))
         self.merged += 1
         return tensor_bytes(view)
 

@@ -146,17 +146,10 @@ def validate_lock(lock, path="manifest.lock") -> dict:
 
 def load_lock(path=None) -> dict:
     """Safe-load and validate manifest.lock (default: `lock_path()`)."""
+    from repro.config.load import read_yaml
+
     path = Path(path) if path is not None else lock_path()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        lock = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"line {mark.line + 1}" if mark else "(yaml)"
-        raise InputError(f"{path}: {line}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    lock = read_yaml(path)
     return validate_lock(lock, path)
 
 

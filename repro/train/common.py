@@ -47,6 +47,10 @@ class TrainJob:
     callbacks: list = field(default_factory=list)  # extra TrainerCallbacks (tests interrupt with one)
     # rewrites saved model files in place (LLaVA: the llava-hf/vLLM key layout); None = as saved
     fix_model_files: Callable[[Path], Any] | None = None
+    # builds the Trainer (DPO passes TRL's); None = our Trainer over ``samples`` + ``collator``
+    build_trainer: Callable[..., Any] | None = None
+    # extra metrics from the Trainer's log history (DPO: reward margins)
+    summarise: Callable[[list[dict]], dict[str, Any]] | None = None
 
 
 @contextmanager
@@ -136,10 +140,10 @@ def _finished(checkpoint: Path) -> bool:
     return state.get("max_steps", 0) > 0 and state["global_step"] >= state["max_steps"]
 
 
-def _trainer_class():
+def _trainer_class(base=None):
     from transformers import Trainer
 
-    class StrictResumeTrainer(Trainer):
+    class StrictResumeTrainer(base or Trainer):
         """Trainer whose resume loads weights through ``from_pretrained``'s key mapping.
 
         transformers 5 saves LLaVA in the original llava-hf key layout; Trainer's own
@@ -211,6 +215,37 @@ def _loss_summary(log_history: list[dict]) -> dict[str, Any]:
             "logged_losses": len(losses)}
 
 
+def quiet_trainer(trainer, log_every: int) -> None:
+    """No per-step log dict or progress bar in the run log; one compact line every ``log_every``
+    steps instead (0 = none). The log history (metrics) is unchanged: logging_steps stays 1."""
+    import datasets
+    import transformers
+    from transformers import PrinterCallback, ProgressCallback
+
+    transformers.logging.set_verbosity_warning()
+    datasets.disable_progress_bars()  # TRL tokenises with dataset.map
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    if log_every > 0:
+        trainer.add_callback(_log_every_callback(log_every))
+
+
+def _log_every_callback(every: int):
+    from transformers import TrainerCallback
+
+    keys = ("loss", "rewards/margins", "rewards/accuracies", "learning_rate")
+
+    class LogEvery(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            step = state.global_step
+            if not state.is_world_process_zero or not logs or step % every and step != state.max_steps:
+                return
+            shown = " ".join(f"{k.split('/')[-1]}={logs[k]:.4g}" for k in keys if k in logs)
+            print(f"[train] step {step}/{state.max_steps} {shown}", flush=True)
+
+    return LogEvery()
+
+
 def run_training(args, job: TrainJob, work: Path, out: Path, params: dict[str, Any]) -> dict[str, Any]:
     """Train (resuming from ``work`` if a checkpoint is there), write ``out``; return metrics."""
     from transformers import TrainerState
@@ -219,9 +254,13 @@ def run_training(args, job: TrainJob, work: Path, out: Path, params: dict[str, A
     export_dir.mkdir(parents=True, exist_ok=True)
     callbacks = [_export_callback(job, export_dir, params["save_steps"], params["save_total_limit"]),
                  *job.callbacks]
-    trainer = _trainer_class()(
-        model=job.model, args=args, train_dataset=TokenizedDataset(job.samples),
-        data_collator=job.collator, processing_class=job.processing_class, callbacks=callbacks)
+    if job.build_trainer is not None:
+        trainer = job.build_trainer(args, callbacks)
+    else:
+        trainer = _trainer_class()(
+            model=job.model, args=args, train_dataset=TokenizedDataset(job.samples),
+            data_collator=job.collator, processing_class=job.processing_class, callbacks=callbacks)
+    quiet_trainer(trainer, params.get("log_every") or 0)
     resume = latest_checkpoint(Path(args.output_dir))
     if resume is not None:
         # logged, not in metrics: a resumed run must publish the same bytes as an uninterrupted one
@@ -242,7 +281,10 @@ def run_training(args, job: TrainJob, work: Path, out: Path, params: dict[str, A
         "trainable_parameters": trainable_by_group(job.model, job.group_of),
     }
     order = consumed_order(trainer, state.global_step)
-    metrics["data_order_sha256"] = order_digest([job.samples[i].id for i in order])
+    if job.summarise is not None:
+        metrics.update(job.summarise(state.log_history))
+    ids = getattr(trainer, "sample_ids", None) or [s.id for s in job.samples]
+    metrics["data_order_sha256"] = order_digest([ids[i] for i in order])
     metrics["data_order_samples"] = len(order)
     trainer.save_model(str(out))  # every rank: gathering ZeRO-3 shards is collective
     if trainer.is_world_process_zero():

@@ -37,6 +37,8 @@ PARAMS: dict[str, tuple[Any, type]] = {
     "expect_global_batch": (None, int),
     # weights are loaded in this dtype; bf16 autocast keeps fp32 master weights, as LLaVA's runs do
     "model_dtype": ("float32", str),
+    # one compact progress line every N optimizer steps (0 = silent); metrics do not depend on it
+    "log_every": (0, int),
 }
 POSITIVE = ("per_device_train_batch_size", "gradient_accumulation_steps", "max_length",
             "save_steps", "save_total_limit", "expect_global_batch")
@@ -61,15 +63,18 @@ def _coerce(name: str, value: Any, kind: type) -> Any:
     return kind(value)
 
 
-def read_params(ctx) -> dict[str, Any]:
-    """The training params of a stage, defaulted, type-checked and range-checked."""
+def read_params(ctx, defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The training params of a stage, defaulted (``defaults`` override ``PARAMS``' defaults),
+    type-checked and range-checked."""
     params = {}
     for name, (default, kind) in PARAMS.items():
-        value = ctx.param(name, default)
+        value = ctx.param(name, (defaults or {}).get(name, default))
         params[name] = None if value is None else _coerce(name, value, kind)
     for name in POSITIVE:
         if params[name] is not None and params[name] <= 0:
             raise InputError(f"params: {name}: {params[name]} must be positive")
+    if params["log_every"] < 0:
+        raise InputError(f"params: log_every: {params['log_every']} must be >= 0")
     if not 0.0 <= params["warmup_ratio"] < 1.0:
         raise InputError(f"params: warmup_ratio: {params['warmup_ratio']} must be in [0, 1)")
     if params["max_steps"] <= 0 and params["num_train_epochs"] <= 0:
@@ -108,22 +113,25 @@ def deepspeed_config(name: str | None) -> str | None:
     return str(path)
 
 
-def training_arguments(params: dict[str, Any], output_dir: Path, seed: int):
-    """Build ``TrainingArguments`` (before the model is loaded: ZeRO-3 needs that order)."""
+def training_arguments(params: dict[str, Any], output_dir: Path, seed: int, config_class=None,
+                       **extra: Any):
+    """Build ``TrainingArguments`` (before the model is loaded: ZeRO-3 needs that order).
+
+    ``config_class`` (e.g. TRL's ``DPOConfig``) and ``extra`` fields serve other trainers."""
     try:
-        return _arguments(params, output_dir, seed)
+        return _arguments(params, output_dir, seed, config_class, extra)
     except ValueError as exc:  # e.g. an unknown lr_scheduler_type or optim
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"params: {first}") from None
 
 
-def _arguments(params: dict[str, Any], output_dir: Path, seed: int):
+def _arguments(params: dict[str, Any], output_dir: Path, seed: int, config_class, extra):
     import torch
     from transformers import TrainingArguments
 
     save_steps = params["save_steps"]
     gc = params["gradient_checkpointing"]
-    return TrainingArguments(
+    kwargs = dict(
         output_dir=str(output_dir),
         seed=seed,
         data_seed=seed,
@@ -153,3 +161,4 @@ def _arguments(params: dict[str, Any], output_dir: Path, seed: int):
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),  # pinning is a no-op warning on CPU
     )
+    return (config_class or TrainingArguments)(**{**kwargs, **extra})

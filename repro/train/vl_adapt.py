@@ -4,7 +4,9 @@
 - ``pretrain`` (stage 1): only ``multi_modal_projector`` trains; vision tower and LLM frozen;
 - ``finetune`` (stage 2): projector + language model train; vision tower frozen;
 - ``sft``: the same as ``finetune`` (VLGuard safety SFT, LLaVA-Instruct ∪ VLGuard MTL).
-Inputs: ``model`` = a LLaVA checkpoint dir, ``data`` = a conversation dataset dir.
+Inputs: ``model`` = a LLaVA checkpoint dir, ``data`` = a conversation dataset dir; more datasets
+as ``data_2``, ``data_3``, ... (or the roles in param ``data_roles``) train on their union
+(``repro.train.mix``: concatenated then shuffled with the seed; per-source counts in metrics).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ def run_vl_adapt(ctx, callbacks=()) -> None:
     from repro.train.collate import ConversationCollator
     from repro.train.common import (TrainJob, load_conversations, protocol_record, run_training,
                                     work_dir)
+    from repro.train.mix import load_mixture
     from repro.train.tokenize import image_tokens_of, tokenize_samples
     from repro.train.trainer_args import (check_global_batch, read_params, training_arguments)
 
@@ -72,7 +75,7 @@ def run_vl_adapt(ctx, callbacks=()) -> None:
         raise InputError(f"{model_dir / 'repro_model.json'}: architecture: expected 'llava', "
                          f"got {card['architecture']!r}")
     template = card.get("template")
-    samples = load_conversations(ctx.input("data"), ctx.param("split", None))
+    samples, mixture = load_mixture(ctx, load_conversations)
     ctx.seed_everything()
     with work_dir(ctx.scratch) as work:
         args = training_arguments(params, work / "trainer", ctx.seed)  # before the model (ZeRO-3)
@@ -97,8 +100,12 @@ def run_vl_adapt(ctx, callbacks=()) -> None:
         "trained_modules": list(GROUPS_TRAINED[mode]),
         "text_only_samples": "dropped (no gradient reaches the projector)" if mode == "pretrain"
         else "kept, batched with image samples",
+        **({"data_mixing": mixture["rule"]} if "rule" in mixture else {}),
     })
-    ctx.write_metrics({**metrics, **stats, "mode": mode,
+    if len(mixture["sources"]) > 1:
+        for role, source in mixture["sources"].items():
+            source["samples_used"] = sum(1 for s in encoded if s.id.startswith(f"{role}:"))
+    ctx.write_metrics({**metrics, **stats, "mode": mode, "data_sources": mixture["sources"],
                        "image_tokens_per_image": image_tokens.count})
 
 

@@ -128,11 +128,11 @@ def test_corrupted_lock_names_file_and_key(tmp_path, lock, edit, needles):
 def test_broken_yaml_names_file_and_line(tmp_path):
     path = tmp_path / "manifest.lock"
     path.write_text("schema: 1\nimages: {train: [\n")
-    _one_line_error(path, "line", "invalid YAML")
+    _one_line_error(path, "line", "malformed YAML")
 
 
 def test_missing_lock_names_file(tmp_path):
-    _one_line_error(tmp_path / "nope.lock", "cannot read")
+    _one_line_error(tmp_path / "nope.lock", "file not found")
 
 
 def test_stale_python_lock_is_reported(tmp_path, lock):
