@@ -20,6 +20,14 @@ for _kind, _target in {
     # train
     "train/text_sft": "repro.train.sft:text_sft_stage",
     "train/vl_adapt": "repro.train.vl_adapt:run_stage",
+    # merge: the paper's fix (claim 7)
+    "merge/linear": "repro.merge.stage:linear_stage",
+    "merge/task_arithmetic": "repro.merge.stage:task_arithmetic_stage",
+    "merge/ties": "repro.merge.stage:ties_stage",
+    "merge/dare": "repro.merge.stage:dare_stage",
+    # analyse: safety-related layers (claim 5) and objective divergence (claim 6)
+    "analyse/layers": "repro.analyse.layers:layers_stage",
+    "analyse/objectives": "repro.analyse.objectives:objectives_stage",
     # evaluate
     "evaluate/benchmark": "repro.evaluate.run:benchmark_stage",
     "evaluate/judge": "repro.evaluate.run:judge_stage",

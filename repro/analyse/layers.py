@@ -29,19 +29,27 @@ CKPT_ROLE = re.compile(r"^ckpt_(.+)$")
 GROUPS = ("attn", "mlp", "norm")
 
 
+def canonical(name: str) -> str | None:
+    """A language-model tensor/parameter name without its wrapper prefix (``layers.0.mlp...``,
+    ``embed_tokens.weight``, ``lm_head.weight``); None for vision tower and projector."""
+    if "vision_tower" in name or "multi_modal_projector" in name:
+        return None
+    for prefix in HEAD_PREFIXES:
+        if name.startswith(prefix):
+            return "lm_head." + name[len(prefix):]
+    for prefix in LM_PREFIXES:  # longest first: "model." alone is the causal LM's wrapper
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return None
+
+
 def lm_keys(ck: Checkpoint) -> dict[str, str]:
-    """Canonical language-model names (``layers.0.mlp...``, ``embed_tokens.weight``, ``lm_head.weight``)
-    -> the checkpoint's keys, for a causal LM and for a LLaVA alike; vision/projector left out."""
+    """Canonical language-model names -> the checkpoint's keys, for a causal LM and a LLaVA alike."""
     out = {}
     for key in ck.shard_of:
-        for prefix in HEAD_PREFIXES:
-            if key.startswith(prefix):
-                out["lm_head." + key[len(prefix):]] = key
-        for prefix in LM_PREFIXES:
-            if key.startswith(prefix) and not key.startswith(("model.vision_tower.",
-                                                              "model.multi_modal_projector.")):
-                out.setdefault(key[len(prefix):], key)  # the longest (first) prefix wins
-                break
+        name = canonical(key)
+        if name is not None:
+            out[name] = key
     if not any(LAYER.match(k) for k in out):
         raise InputError(f"{ck.dir}: no decoder layers found (keys like model.layers.N.* or "
                          "language_model.model.layers.N.*)")

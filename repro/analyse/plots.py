@@ -36,6 +36,8 @@ def line_plot(series: dict[str, tuple[list, list]], out_png: Path, *, title: str
     """One line per series (label -> (xs, ys)); ``panels`` draws several such plots side by side
     (panel title -> series) instead of the single ``series``."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     panels = panels or {title: series}
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
     for ax, (panel_title, lines) in zip(axes[0], panels.items()):
@@ -45,6 +47,7 @@ def line_plot(series: dict[str, tuple[list, list]], out_png: Path, *, title: str
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel if len(panels) == 1 else panel_title)
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # layers are whole numbers
         if 1 < len(lines) <= 12:
             ax.legend(fontsize=7)
     save_figure(fig, out_png)

@@ -30,6 +30,12 @@ def _on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
 
 
 def main(argv: list[str] | None = None) -> None:
+    import os
+
+    if not sys.stderr.isatty():
+        # progress bars of transformers/hub (tqdm) would flood CI logs; stage lines say enough
+        os.environ.setdefault("TQDM_DISABLE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     _register()
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:

@@ -122,13 +122,15 @@ def _build(path: Path, name: str, profile: str, data: dict) -> Experiment:
     stages_raw = data.get("stages") or {}
     if not isinstance(stages_raw, dict) or not stages_raw:
         raise InputError(f"{path}: key 'stages': expected a non-empty mapping")
+    from repro.config.sweep import expand_sweeps
+
     specs = {}
-    for sname, raw in stages_raw.items():
+    for sname, raw in expand_sweeps(path, stages_raw).items():
         specs[sname] = _stage(path, sname, raw, recipes, seed)
     order = topological_order(path, specs)
     results = tuple(data.get("results") or ())
     for r in results:
-        if r not in specs:
+        if r not in specs and not any(s.startswith(f"{r}@") for s in specs):
             raise InputError(f"{path}: key 'results': no stage named {r!r}")
     data = dict(data, name=data.get("name", name))
     return Experiment(name=name, profile=profile, source=str(path),

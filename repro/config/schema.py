@@ -10,7 +10,7 @@ from repro.errors import InputError
 
 PROFILES = ("tiny", "paper")
 EXPERIMENT_KEYS = {"schema", "name", "description", "paper", "include", "seed", "recipes", "stages", "results"}
-STAGE_KEYS = {"kind", "params", "inputs", "recipe", "seed", "description"}
+STAGE_KEYS = {"kind", "params", "inputs", "recipe", "seed", "description", "sweep", "gather"}
 SCHEMA_VERSION = 1
 
 

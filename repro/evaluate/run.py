@@ -41,12 +41,26 @@ def _load_records(ctx, bench):
     return dataset, split, records
 
 
+def _model_dir(ctx) -> Path:
+    """The model input, or one of its kept training checkpoints (param ``checkpoint``: "step-200")."""
+    model_dir = ctx.input("model")
+    checkpoint = ctx.param("checkpoint", None)
+    if checkpoint is None:
+        return model_dir
+    path = model_dir / "checkpoints" / str(checkpoint)
+    if "/" in str(checkpoint) or not (path / "repro_model.json").is_file():
+        kept = sorted(p.name for p in (model_dir / "checkpoints").glob("step-*")) if (model_dir / "checkpoints").is_dir() else []
+        raise InputError(f"stage {ctx.name!r}: param checkpoint: {checkpoint!r} is not a kept checkpoint "
+                         f"of input 'model' (kept: {', '.join(kept) or 'none'})")
+    return path
+
+
 def _generation(ctx, bench, records) -> tuple[list[str], list[str]]:
     """Render prompts with the model's chat template and generate; returns (responses, prompts)."""
     from repro.evaluate.backends import Request, read_model_info, resolve_sampling, stage_backend
     from repro.models.templates import get_template, prompt_text
 
-    model_dir = ctx.input("model")
+    model_dir = _model_dir(ctx)
     info = read_model_info(model_dir)
     if info["architecture"] == "causal_lm" and any(r.image is not None for r in records):
         raise InputError(f"{model_dir.name}/repro_model.json: architecture: causal_lm cannot be "

@@ -17,8 +17,8 @@ from typing import Callable
 
 from repro.errors import InputError
 from repro.merge.stream import (FLOAT_DTYPES, INDEX_FILE, Checkpoint, bytes_to_tensor,
-                                check_same_layout, nbytes, sha256_bytes, tensor_bytes,
-                                torch_dtype, write_safetensors)
+                                check_same_layout, nbytes, sha256_bytes,
+                                write_safetensors)
 
 DEFAULT_FROZEN = ["vision_tower."]
 # files that make the output a loadable checkpoint; taken from the first input
@@ -116,57 +116,35 @@ class _Buffers:
 class _Producer:
     """Makes each output tensor's bytes in write order; counts what was merged and copied.
 
-    A one-thread executor reads the next tensor of every input while this one is computed and
-    written (file reads and torch kernels release the GIL); two buffer sets alternate so the
-    prefetch never overwrites bytes that have not been written yet.
+    Inputs are mapped, not read (torch computes straight from the page cache); results go to one
+    of two alternating output buffers because the writer thread may still be writing the
+    previous tensor (see ``write_safetensors``).
     """
 
-    def __init__(self, cks: dict[str, Checkpoint], combine: Callable, frozen: list[str],
-                 order: list[str]):
-        from concurrent.futures import ThreadPoolExecutor
-
+    def __init__(self, cks: dict[str, Checkpoint], combine: Callable, frozen: list[str]):
         self.cks, self.combine, self.frozen = cks, combine, tuple(frozen)
         self.first = next(iter(cks))
-        self.order, self.position = order, {k: i for i, k in enumerate(order)}
-        self.merged = self.copied = 0
+        self.merged = self.copied = self.calls = 0
         self.frozen_digest = hashlib.sha256()
         self.buffers = _Buffers()
-        self.pool = ThreadPoolExecutor(max_workers=1)
-        self.pending: dict = {}
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
-
-    def _read(self, key: str) -> dict:
-        slot = self.position[key] % 2
-        size = nbytes(self.cks[self.first].entry(key))
-        return {role: ck.read_bytes(key, self.buffers.bytes((slot, role), size))
-                for role, ck in self.cks.items()}
-
-    def _fetch(self, key: str) -> dict:
-        future = self.pending.pop(key, None) or self.pool.submit(self._read, key)
-        nxt = self.position[key] + 1
-        if nxt < len(self.order):
-            self.pending[self.order[nxt]] = self.pool.submit(self._read, self.order[nxt])
-        return future.result()
 
     def __call__(self, key: str):
         entry = self.cks[self.first].entry(key)
-        raw = self._fetch(key)
+        self.calls += 1
         if key.startswith(self.frozen) or entry.dtype not in FLOAT_DTYPES:
-            return self._copy(key, entry.dtype, raw)
-        out = self.buffers.bytes("out", len(raw[self.first]))
-        view = bytes_to_tensor(memoryview(out)[:len(raw[self.first])], entry)
+            return self._copy(key, entry.dtype, {role: ck.read_bytes(key) for role, ck in self.cks.items()})
+        size = nbytes(entry)
+        out = self.buffers.bytes(("out", self.calls % 2), size)
+        view = bytes_to_tensor(memoryview(out)[:size], entry)
+        inputs = {role: ck.map_tensor(key) for role, ck in self.cks.items()}
         if getattr(self.combine, "native", False):  # computes in float32 itself, writes ``view``
-            self.combine(key, {role: bytes_to_tensor(d, entry) for role, d in raw.items()}, view)
+            self.combine(key, inputs, view)
         else:  # float32 compute whatever the storage dtype (bf16 sums lose too much)
-            tensors = {}
-            for role, data in raw.items():
-                work = self.buffers.floats(("f32", role), entry.shape)
-                tensors[role] = work.copy_(bytes_to_tensor(data, entry))
+            tensors = {role: self.buffers.floats(("f32", role), entry.shape).copy_(t)
+                       for role, t in inputs.items()}
             view.copy_(self.combine(key, tensors))
         self.merged += 1
-        return tensor_bytes(view)
+        return memoryview(out)[:size]
 
     def _copy(self, key: str, dtype: str, raw: dict):
         digests = {role: sha256_bytes(data) for role, data in raw.items()}
@@ -192,13 +170,10 @@ def merge_dirs(dirs: dict[str, Path], out: Path, combine: Callable,
     check_same_layout(cks)
     first = next(iter(cks.values()))
     shards = first.keys_by_shard()
-    produce = _Producer(cks, combine, frozen, [k for keys in shards.values() for k in keys])
+    produce = _Producer(cks, combine, frozen)
     written = 0
-    try:
-        for shard, keys in shards.items():
-            written += write_safetensors(out / shard, [(k, first.entry(k)) for k in keys], produce)
-    finally:
-        produce.close()
+    for shard, keys in shards.items():
+        written += write_safetensors(out / shard, [(k, first.entry(k)) for k in keys], produce)
     if first.sharded:
         index = {"metadata": {"total_size": sum(nbytes(first.entry(k)) for k in first.shard_of)},
                  "weight_map": dict(sorted(first.shard_of.items()))}

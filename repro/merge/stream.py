@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -70,6 +72,25 @@ class SafetensorsFile:
 
     def read_tensor(self, key: str):
         return bytes_to_tensor(self.read_bytes(key), self.entries[key])
+
+    def map_tensor(self, key: str):
+        """A read-only tensor over a pre-faulted mapping of just this tensor's pages: no read copy.
+
+        The mapping lives as long as the tensor. Callers must not write to it (torch warns that
+        the buffer is not writable; a write would fault rather than touch the file).
+        """
+        import warnings
+
+        entry = self.entries[key]
+        if entry.end == entry.start:
+            return bytes_to_tensor(b"", entry)
+        base = entry.start - entry.start % mmap.ALLOCATIONGRANULARITY
+        with open(self.path, "rb") as f:
+            mapped = mmap.mmap(f.fileno(), entry.end - base, offset=base, prot=mmap.PROT_READ,
+                               flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*not writable.*")
+            return bytes_to_tensor(memoryview(mapped)[entry.start - base:], entry)
 
 
 def _read_header(path: Path) -> tuple[dict, dict[str, Entry]]:
@@ -141,9 +162,10 @@ class Checkpoint:
                 weight_map = json.loads(index.read_text())["weight_map"]
             except (json.JSONDecodeError, KeyError, TypeError):
                 raise InputError(f"{index}: weight_map: missing or not valid JSON") from None
-            self.index_metadata = json.loads(index.read_text()).get("metadata") or {}
+            if not isinstance(weight_map, dict) or not weight_map:
+                raise InputError(f"{index}: weight_map: expected a non-empty key -> file mapping")
         elif (self.dir / SINGLE_FILE).is_file():
-            weight_map, self.index_metadata = None, None
+            weight_map = None
         else:
             raise InputError(f"{self.dir}: no {SINGLE_FILE} or {INDEX_FILE} (not a safetensors checkpoint)")
         self.sharded = weight_map is not None
@@ -152,6 +174,8 @@ class Checkpoint:
         self.shard_of: dict[str, str] = {}
         for name, sf in self.files.items():
             for key in sf.entries:
+                if key in self.shard_of:
+                    raise InputError(f"{sf.path}: {key}: also stored in {self.shard_of[key]}")
                 self.shard_of[key] = name
         if weight_map is not None and set(weight_map) != set(self.shard_of):
             odd = sorted(set(weight_map) ^ set(self.shard_of))[0]
@@ -165,6 +189,9 @@ class Checkpoint:
 
     def read_tensor(self, key: str):
         return self.files[self.shard_of[key]].read_tensor(key)
+
+    def map_tensor(self, key: str):
+        return self.files[self.shard_of[key]].map_tensor(key)
 
     def keys_by_shard(self) -> dict[str, list[str]]:
         return {name: sorted(sf.entries) for name, sf in self.files.items()}
@@ -203,13 +230,24 @@ def write_safetensors(path: Path, layout: Iterable[tuple[str, Entry]],
     blob = json.dumps(header, separators=(",", ":")).encode()
     blob += b" " * (-len(blob) % 8)  # the format pads the header to 8-byte alignment
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(blob)) + blob)
-        for key, entry in layout:
-            data = produce(key)
-            if len(memoryview(data).cast("B")) != nbytes(entry):
-                raise InputError(f"{path.name}: {key}: produced {len(memoryview(data).cast('B'))} bytes, "
-                                 f"expected {nbytes(entry)}")
-            f.write(data)
+    # one writer thread: tensor i is written while tensor i+1 is computed; at most one write is
+    # in flight, so a producer alternating two output buffers never overwrites unwritten bytes
+    try:
+        with open(tmp, "wb") as f, ThreadPoolExecutor(max_workers=1) as writer:
+            f.write(struct.pack("<Q", len(blob)) + blob)
+            pending = None
+            for key, entry in layout:
+                data = memoryview(produce(key)).cast("B")
+                if len(data) != nbytes(entry):
+                    raise InputError(f"{path.name}: {key}: produced {len(data)} bytes, "
+                                     f"expected {nbytes(entry)}")
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(f.write, data)
+            if pending is not None:
+                pending.result()
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     return 8 + len(blob) + offset

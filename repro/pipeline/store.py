@@ -95,12 +95,19 @@ class Store:
         os.replace(tmp, link)
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync_path(path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
+    except OSError as exc:
+        # fsync's error (ENOSPC, EIO) names no file; add it so the one-line message says where
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     finally:
         os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    _fsync_path(path)
 
 
 def _fsync_tree(root: Path) -> None:
@@ -108,9 +115,5 @@ def _fsync_tree(root: Path) -> None:
     # a complete-looking directory of empty files.
     for dirpath, _, filenames in os.walk(root):
         for name in filenames:
-            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _fsync_path(os.path.join(dirpath, name))
         _fsync_dir(Path(dirpath))

@@ -89,6 +89,11 @@ def write_json_atomic(path: Path, obj: Any) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.filename:
+            raise
+        # write/fsync errors (ENOSPC) name no file; add it so the one-line message says where
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     finally:
         if tmp.exists():
             tmp.unlink()

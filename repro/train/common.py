@@ -49,8 +49,8 @@ class TrainJob:
     fix_model_files: Callable[[Path], Any] | None = None
     # builds the Trainer (DPO passes TRL's); None = our Trainer over ``samples`` + ``collator``
     build_trainer: Callable[..., Any] | None = None
-    # extra metrics from the Trainer's log history (DPO: reward margins)
-    summarise: Callable[[list[dict]], dict[str, Any]] | None = None
+    # extra metrics from the trained Trainer (DPO: reward margins), before the output is written
+    summarise: Callable[[Any], dict[str, Any]] | None = None
 
 
 @contextmanager
@@ -215,15 +215,21 @@ def _loss_summary(log_history: list[dict]) -> dict[str, Any]:
             "logged_losses": len(losses)}
 
 
+def quiet_libraries() -> None:
+    """transformers at warning level, no progress bars (weight loading, TRL's dataset.map)."""
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_warning()
+    transformers.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+
+
 def quiet_trainer(trainer, log_every: int) -> None:
     """No per-step log dict or progress bar in the run log; one compact line every ``log_every``
     steps instead (0 = none). The log history (metrics) is unchanged: logging_steps stays 1."""
-    import datasets
-    import transformers
     from transformers import PrinterCallback, ProgressCallback
 
-    transformers.logging.set_verbosity_warning()
-    datasets.disable_progress_bars()  # TRL tokenises with dataset.map
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     if log_every > 0:
@@ -241,6 +247,8 @@ def _log_every_callback(every: int):
             if not state.is_world_process_zero or not logs or step % every and step != state.max_steps:
                 return
             shown = " ".join(f"{k.split('/')[-1]}={logs[k]:.4g}" for k in keys if k in logs)
+            if not shown:  # the end-of-training summary and evaluation logs
+                return
             print(f"[train] step {step}/{state.max_steps} {shown}", flush=True)
 
     return LogEvery()
@@ -254,6 +262,7 @@ def run_training(args, job: TrainJob, work: Path, out: Path, params: dict[str, A
     export_dir.mkdir(parents=True, exist_ok=True)
     callbacks = [_export_callback(job, export_dir, params["save_steps"], params["save_total_limit"]),
                  *job.callbacks]
+    quiet_libraries()
     if job.build_trainer is not None:
         trainer = job.build_trainer(args, callbacks)
     else:
@@ -282,7 +291,7 @@ def run_training(args, job: TrainJob, work: Path, out: Path, params: dict[str, A
     }
     order = consumed_order(trainer, state.global_step)
     if job.summarise is not None:
-        metrics.update(job.summarise(state.log_history))
+        metrics.update(job.summarise(trainer))
     ids = getattr(trainer, "sample_ids", None) or [s.id for s in job.samples]
     metrics["data_order_sha256"] = order_digest([ids[i] for i in order])
     metrics["data_order_samples"] = len(order)

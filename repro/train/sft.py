@@ -16,11 +16,12 @@ def run_text_sft(ctx, callbacks=()) -> None:
 
     from repro.models.card import read_model_card
     from repro.train.collate import ConversationCollator
-    from repro.train.common import (TrainJob, load_conversations, protocol_record, run_training,
-                                    work_dir)
+    from repro.train.common import (TrainJob, load_conversations, protocol_record,
+                                    quiet_libraries, run_training, work_dir)
     from repro.train.tokenize import tokenize_samples
     from repro.train.trainer_args import check_global_batch, read_params, training_arguments
 
+    quiet_libraries()  # before any model is loaded: no progress bars in the run log
     params = read_params(ctx)
     model_dir = ctx.input("model")
     card = read_model_card(model_dir)
@@ -48,5 +49,8 @@ def run_text_sft(ctx, callbacks=()) -> None:
 
 
 def text_sft_stage(ctx) -> None:
-    """Stage ``train/text_sft``."""
-    run_text_sft(ctx)
+    """Stage ``train/text_sft`` (param ``launch``: run on several processes, see launch.py)."""
+    from repro.train.launch import maybe_launch
+
+    if not maybe_launch(ctx):
+        run_text_sft(ctx)

@@ -59,8 +59,8 @@ def run_vl_adapt(ctx, callbacks=()) -> None:
     from repro.models.llava import _rename_vision_keys, load_llava
     from repro.models.card import read_model_card
     from repro.train.collate import ConversationCollator
-    from repro.train.common import (TrainJob, load_conversations, protocol_record, run_training,
-                                    work_dir)
+    from repro.train.common import (TrainJob, load_conversations, protocol_record,
+                                    quiet_libraries, run_training, work_dir)
     from repro.train.mix import load_mixture
     from repro.train.tokenize import image_tokens_of, tokenize_samples
     from repro.train.trainer_args import (check_global_batch, read_params, training_arguments)
@@ -68,6 +68,7 @@ def run_vl_adapt(ctx, callbacks=()) -> None:
     mode = ctx.param("mode")
     if mode not in GROUPS_TRAINED:
         raise InputError(f"params: mode: {mode!r}; expected one of {', '.join(GROUPS_TRAINED)}")
+    quiet_libraries()  # before any model is loaded: no progress bars in the run log
     params = read_params(ctx)
     model_dir = ctx.input("model")
     card = read_model_card(model_dir)
@@ -110,5 +111,9 @@ def run_vl_adapt(ctx, callbacks=()) -> None:
 
 
 def run_stage(ctx) -> None:
-    """Stage ``train/vl_adapt`` (see the module docstring for ``mode``)."""
-    run_vl_adapt(ctx)
+    """Stage ``train/vl_adapt`` (see the module docstring for ``mode``; param ``launch``: run on
+    several processes, see ``repro.train.launch``)."""
+    from repro.train.launch import maybe_launch
+
+    if not maybe_launch(ctx):
+        run_vl_adapt(ctx)

@@ -131,3 +131,22 @@ def test_key_is_pinned_for_fixed_components():
     comps = {"key_schema": 1, "kind": "test/x", "code": "0" * 64, "params": {"b": 1, "a": [1.5, "x"]},
              "seed": 0, "inputs": {"m": "f" * 64}, "environment": {"python": "3.11.7"}}
     assert cache.stage_key(comps) == "99cb514c316be2bffbdfbdb257e6652818c5cd38ef66f49a15dbe04364f06031"
+
+
+def test_sweep_expands_propagates_and_gathers(experiments, tmp_path):
+    (experiments / "sw.yaml").write_text(
+        "schema: 1\nstages:\n"
+        "  a: {kind: test/write_text, params: {text: x}, sweep: {repeat: [1, 3]}}\n"
+        "  b: {kind: test/concat, inputs: {x: a}}\n"
+        "  c: {kind: test/concat, inputs: {y: b}, gather: true}\n")
+    exp = load_experiment("sw", "tiny", root=experiments)
+    assert list(exp.stages) == ["a@1", "a@3", "b@1", "b@3", "c"]
+    assert exp.stages["a@3"].params == {"text": "x", "repeat": 3}
+    assert exp.stages["b@3"].inputs == {"x": "a@3"}
+    assert exp.stages["c"].inputs == {"y@1": "b@1", "y@3": "b@3"}
+    manifest, _ = run(experiments, tmp_path / "runs", name="sw")
+    assert (tmp_path / "runs" / "sw" / "stages" / "c" / "text.txt").read_text() == "x+xxx"
+    (experiments / "sw2.yaml").write_text(
+        "schema: 1\nstages:\n  a: {kind: test/write_text, sweep: {repeat: 2}}\n")
+    with pytest.raises(InputError, match="sweep 'repeat': expected a non-empty list"):
+        load_experiment("sw2", "tiny", root=experiments)

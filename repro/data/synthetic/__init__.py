@@ -33,7 +33,10 @@ GENERATORS = {
     "mmbench": "helpful_sets:mmbench",
     "mme": "helpful_sets:mme",
     "seed_bench": "helpful_sets:seed_bench",
+    "judge_train": "judge_sets:judge_train",
 }
+# generator-specific params, passed to the generator as keyword arguments and kept in the marker
+OPTIONS = {"judge_train": ("judge",)}
 
 
 def scale_of(size) -> int:
@@ -48,7 +51,7 @@ def scale_of(size) -> int:
     raise InputError(f"param size: expected one of {', '.join(SIZES)} or a positive integer, got {size!r}")
 
 
-def generate(dataset: str, out: Path, seed: int, size="small") -> dict:
+def generate(dataset: str, out: Path, seed: int, size="small", **options) -> dict:
     """Write ``dataset`` into the (empty or new) folder ``out``; return its counts."""
     import importlib
 
@@ -61,9 +64,12 @@ def generate(dataset: str, out: Path, seed: int, size="small") -> dict:
     generator = getattr(importlib.import_module(f"repro.data.synthetic.{module}"), fn)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    counts = generator(out, World(seed, dataset), scale)
+    unknown = sorted(set(options) - set(OPTIONS.get(dataset, ())))
+    if unknown:
+        raise InputError(f"dataset {dataset}: unknown option(s) {unknown}")
+    counts = generator(out, World(seed, dataset), scale, **options)
     marker = {"dataset": dataset, "source": "synthetic", "generator_version": GENERATOR_VERSION,
-              "seed": seed, "size": size, "scale": scale, "counts": counts}
+              "seed": seed, "size": size, "scale": scale, "counts": counts, **options}
     (out / "DATASET.json").write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return counts
 
@@ -71,7 +77,8 @@ def generate(dataset: str, out: Path, seed: int, size="small") -> dict:
 def run_stage(ctx) -> None:
     dataset = ctx.param("dataset")
     size = ctx.param("size", DEFAULT_SIZE)
-    counts = generate(dataset, ctx.out, ctx.seed, size)
+    options = {key: ctx.param(key, None) for key in OPTIONS.get(dataset, ())}
+    counts = generate(dataset, ctx.out, ctx.seed, size, **options)
     ctx.protocol("synthetic_world", {"generator_version": GENERATOR_VERSION, "dataset": dataset,
-                                     "size": size})
+                                     "size": size, **options})
     ctx.write_metrics({"dataset": dataset, "counts": counts})

@@ -1,0 +1,219 @@
+"""Stage ``train/dpo``: safety DPO with TRL's ``DPOTrainer`` on preference pairs.
+
+Inputs: ``model`` = a LLaVA or causal-LM checkpoint dir (the policy's start *and* the frozen
+reference model), ``data`` (+ ``data_2``, ... : their union, see ``repro.train.mix``) = preference
+datasets (PKU-SafeRLHF: text pairs; SPA-VL: image pairs). On a LLaVA, text pairs train the
+language model with no image; image pairs go through TRL's VLM path (``images`` + ``prompt``/
+``chosen``/``rejected``, ``processing_class`` = the processor, ``max_length=None`` so image tokens
+are never cut). The vision tower stays frozen [choice, as in stage 2].
+
+Texts use the model's recorded chat template: ``prompt`` is the generation prompt evaluation
+feeds (ends at the assistant-turn start, never with a space), ``chosen``/``rejected`` the
+assistant texts with eos. Paper recipe: lr 5e-7 linear to 0, warmup 0.1, 3 epochs, 1 per device,
+global batch 32 (``expect_global_batch``), max length 2048, bf16; ``beta`` 0.1 [choice].
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from repro.errors import InputError
+
+DPO_DEFAULTS = {"learning_rate": 5e-7, "lr_scheduler_type": "linear", "warmup_ratio": 0.1,
+                "num_train_epochs": 3.0, "per_device_train_batch_size": 1, "max_length": 2048}
+DEFAULT_BETA = 0.1  # the paper does not state beta; TRL's and the DPO paper's default
+MARGIN_EVAL_PAIRS = 64  # pairs (dataset order) whose mean reward margin is measured after training
+LOSS_TYPE = "sigmoid"  # the original DPO loss
+
+
+def load_pairs(data_dir: Path, split: str | None) -> list:
+    """The dataset's records, which must all be ``PreferencePair``."""
+    from repro.data import open_dataset
+    from repro.data.records import PreferencePair
+
+    records = open_dataset(data_dir).records(split)
+    wrong = next((r for r in records if not isinstance(r, PreferencePair)), None)
+    if wrong is not None:
+        raise InputError(f"{data_dir}: records: {type(wrong).__name__} found; DPO needs preference pairs")
+    if not records:
+        raise InputError(f"{data_dir}: records: none (split {split!r})")
+    return records
+
+
+def render_pair(pair, template: str, strip_bos: bool) -> dict[str, Any]:
+    """One TRL row. ``strip_bos``: the tokenizer adds bos itself (TRL's text path tokenises with
+    special tokens), so the template's literal bos is left out to keep exactly one."""
+    from repro.models.templates import get_template, prompt_text
+
+    t = get_template(template)
+    prompt = prompt_text(t, pair.prompt, with_image=pair.image is not None)
+    if strip_bos and prompt.startswith(t.bos):
+        prompt = prompt[len(t.bos):]
+    if prompt != prompt.rstrip():  # TRL's prompt-prefix tokenisation breaks on a trailing space
+        raise InputError(f"template {template!r}: generation prompt ends in whitespace")
+    return {"id": pair.id, "prompt": prompt, "chosen": t.assistant.format(content=pair.chosen),
+            "rejected": t.assistant.format(content=pair.rejected)}
+
+
+class ImageFileCollator:
+    """TRL's vision preference collator, fed images opened and pre-processed (LLaVA-1.5 pad to
+    square) from the paths in ``images``, one batch at a time, as in evaluation."""
+
+    def __init__(self, processor):
+        from trl.trainer.dpo_trainer import DataCollatorForVisionPreference
+
+        self.processor = processor
+        self.inner = DataCollatorForVisionPreference(processor=processor, max_length=None)
+
+    def __call__(self, examples: list[dict]) -> dict:
+        from repro.models.images import open_image, prepare_image
+
+        rows = [{"prompt": ex["prompt"], "chosen": ex["chosen"], "rejected": ex["rejected"],
+                 "images": [prepare_image(open_image(Path(p)), self.processor.image_processor)
+                            for p in ex["images"]]} for ex in examples]
+        return self.inner(rows)
+
+
+def _tokenizer_adds_bos(tokenizer) -> bool:
+    ids = tokenizer("a")["input_ids"]
+    return bool(ids) and tokenizer.bos_token_id is not None and ids[0] == tokenizer.bos_token_id
+
+
+def build_rows(pairs: list, template: str, tokenizer, is_llava: bool, batch: int) -> tuple[list[dict], bool]:
+    """TRL rows for the pairs; returns (rows, vision) where vision = TRL's image path is used."""
+    with_image = sum(1 for p in pairs if p.image is not None)
+    if with_image and not is_llava:
+        raise InputError(f"pairs: {with_image} have images; a causal_lm model trains on text pairs only")
+    vision = with_image > 0
+    if vision and with_image < len(pairs) and batch > 1:
+        raise InputError(f"params: per_device_train_batch_size: {batch}; text-only and image pairs "
+                         "mixed in one run need batch 1 (a LLaVA batch cannot mix them)")
+    rows = [render_pair(p, template, strip_bos=not vision and _tokenizer_adds_bos(tokenizer))
+            for p in pairs]
+    if vision:
+        for row, pair in zip(rows, pairs):
+            row["images"] = [str(pair.image)] if pair.image is not None else []
+    return rows, vision
+
+
+def _load(card: dict, model_dir: Path, dtype: str):
+    """(policy, frozen reference, processing class, trained-group function, key-layout fix)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if card["architecture"] == "llava":
+        from repro.models.llava import _rename_vision_keys, load_llava
+        from repro.train.vl_adapt import freeze_for_mode, group_of
+
+        model, processor = load_llava(model_dir, dtype=dtype)
+        ref, _ = load_llava(model_dir, dtype=dtype)
+        freeze_for_mode(model, "finetune")
+        return model.train(), ref.requires_grad_(False), processor, group_of, _rename_vision_keys
+    if card["architecture"] != "causal_lm":
+        raise InputError(f"{model_dir / 'repro_model.json'}: architecture: {card['architecture']!r}; "
+                         "expected 'llava' or 'causal_lm'")
+    kw = dict(use_safetensors=True, dtype=getattr(torch, dtype))
+    model = AutoModelForCausalLM.from_pretrained(model_dir, **kw)
+    ref = AutoModelForCausalLM.from_pretrained(model_dir, **kw).eval().requires_grad_(False)
+    return model, ref, AutoTokenizer.from_pretrained(model_dir), (lambda name: "language_model"), None
+
+
+def _summary(eval_pairs: int):
+    def summarise(trainer) -> dict[str, Any]:
+        history = [e for e in trainer.state.log_history if "rewards/margins" in e]
+        first, last = history[0], history[-1]
+        dataset = trainer.train_dataset.select(range(min(eval_pairs, len(trainer.train_dataset))))
+        # TRL names its own reward metrics eval_*, whatever the prefix
+        measured = trainer.evaluate(dataset, metric_key_prefix="pairs")
+        return {"reward_margin_first": first["rewards/margins"],
+                "reward_margin_last": last["rewards/margins"],
+                "reward_accuracy_first": first["rewards/accuracies"],
+                "reward_accuracy_last": last["rewards/accuracies"],
+                "first_dpo_loss": first["loss"], "last_dpo_loss": last["loss"],
+                "pairs_reward_margin": measured["eval_rewards/margins"],
+                "pairs_reward_accuracy": measured["eval_rewards/accuracies"],
+                "pairs_measured": len(dataset),
+                # TRL drops text pairs whose prompt alone fills max_length
+                "pairs_used": len(trainer.train_dataset)}
+    return summarise
+
+
+def _dpo_trainer_factory(job_parts: dict, rows: list[dict], vision: bool):
+    def build(args, callbacks):
+        from datasets import Dataset
+        from trl import DPOTrainer
+
+        from repro.train.common import _trainer_class
+
+        trainer = _trainer_class(DPOTrainer)(
+            model=job_parts["model"], ref_model=job_parts["ref"], args=args,
+            train_dataset=Dataset.from_list(rows), processing_class=job_parts["processing_class"],
+            data_collator=ImageFileCollator(job_parts["processing_class"]) if vision else None,
+            callbacks=callbacks)
+        trainer.sample_ids = list(trainer.train_dataset["id"])
+        return trainer
+    return build
+
+
+def run_dpo(ctx, callbacks=()) -> None:
+    """``dpo_stage`` with extra ``TrainerCallback``s."""
+    from trl import DPOConfig
+
+    from repro.models.card import read_model_card
+    from repro.train.common import (TrainJob, protocol_record, quiet_libraries, run_training,
+                                    work_dir)
+    from repro.train.mix import load_mixture
+    from repro.train.trainer_args import check_global_batch, read_params, training_arguments
+
+    quiet_libraries()  # before any model is loaded: no progress bars in the run log
+    params = read_params(ctx, DPO_DEFAULTS)
+    beta = float(ctx.param("beta", DEFAULT_BETA))
+    eval_pairs = int(ctx.param("margin_eval_pairs", MARGIN_EVAL_PAIRS))
+    if beta <= 0 or eval_pairs < 1:
+        raise InputError(f"params: beta {beta} must be > 0 and margin_eval_pairs {eval_pairs} >= 1")
+    model_dir = ctx.input("model")
+    card = read_model_card(model_dir)
+    pairs, mixture = load_mixture(ctx, load_pairs)
+    ctx.seed_everything()
+    with work_dir(ctx.scratch) as work:
+        is_llava = card["architecture"] == "llava"
+        vision = is_llava and any(p.image is not None for p in pairs)
+        max_length = None if vision else params["max_length"]
+        args = training_arguments(params, work / "trainer", ctx.seed, DPOConfig, beta=beta,
+                                  max_length=max_length, loss_type=[LOSS_TYPE],
+                                  remove_unused_columns=True, precompute_ref_log_probs=False,
+                                  per_device_eval_batch_size=params["per_device_train_batch_size"])
+        if params["expect_global_batch"] is not None:
+            check_global_batch(params, args.world_size, params["expect_global_batch"])
+        model, ref, processing, group_of, fix = _load(card, model_dir, params["model_dtype"])
+        tokenizer = getattr(processing, "tokenizer", processing)
+        rows, vision = build_rows(pairs, card["template"], tokenizer, is_llava,
+                                  params["per_device_train_batch_size"])
+        parts = {"model": model, "ref": ref, "processing_class": processing}
+        job = TrainJob(model=model, processing_class=processing, samples=[], collator=None,
+                       card=dict(card), group_of=group_of, callbacks=list(callbacks),
+                       fix_model_files=fix, build_trainer=_dpo_trainer_factory(parts, rows, vision),
+                       summarise=_summary(eval_pairs))
+        metrics = run_training(args, job, work, ctx.out, params)
+    protocol_record(ctx, card["template"], params, {
+        "trainer": "trl.DPOTrainer (prompt = the template's generation prompt; chosen/rejected = "
+                   "assistant texts + eos)",
+        "label_mask": "TRL completion mask: chosen/rejected tokens (assistant text + eos)",
+        "truncation": f"keep_start at max_length {max_length}" if max_length else "none (image pairs)",
+        "dpo": {"beta": beta, "loss_type": LOSS_TYPE, "reference_model": "frozen input model",
+                "max_length": max_length, "truncation": "keep_start (text pairs); none (image pairs)"},
+        "trained_modules": sorted({group_of(n) for n, p in model.named_parameters() if p.requires_grad}),
+        **({"data_mixing": mixture["rule"]} if "rule" in mixture else {}),
+    })
+    ctx.write_metrics({**metrics, "pairs_total": len(pairs),
+                       "pairs_with_image": sum(1 for p in pairs if p.image is not None),
+                       "data_sources": mixture["sources"], "beta": beta})
+
+
+def dpo_stage(ctx) -> None:
+    """Stage ``train/dpo`` (param ``launch``: run on several processes, see launch.py)."""
+    from repro.train.launch import maybe_launch
+
+    if not maybe_launch(ctx):
+        run_dpo(ctx)

@@ -1,0 +1,134 @@
+"""Run one training stage on several processes (GPUs, nodes) under ``accelerate launch``.
+
+The pipeline runner stays one process: a training stage whose param ``launch`` names a config in
+``configs/launch/`` (``accelerate_1gpu``, ``accelerate_4gpu``, ``accelerate_multinode``) writes
+its context to a spec file and starts ``accelerate launch --config_file <cfg> -m
+repro.train.launch <spec>``; every rank rebuilds the context and runs the same stage function,
+the Trainer shards data and gradients (DeepSpeed through the stage's ``deepspeed`` param), and
+only rank 0 writes into the stage's output (other ranks write to a throwaway directory).
+Records a rank makes (protocol choices, dependencies) come back through ``<spec>.rank0.json``.
+
+Multi-node: every node runs the same command with its ``--machine_rank`` (see
+``scripts/slurm/train.sbatch``); ``num_processes`` counts all processes of all nodes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from repro.errors import InputError
+
+LAUNCH_DIR = Path(__file__).resolve().parents[2] / "configs" / "launch"
+IN_RANK = "REPRO_LAUNCHED"  # set inside launched ranks: a stage there must not launch again
+
+
+def config_path(name: str) -> Path:
+    path = LAUNCH_DIR / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in LAUNCH_DIR.glob("accelerate_*.yaml"))
+        raise InputError(f"params: launch: {name!r}; no {path.name} (known: {', '.join(known)})")
+    return path
+
+
+def accelerate_command(spec: Path, *, config: str | None, num_processes: int | None = None,
+                       cpu: bool = False, extra: list[str] | None = None) -> list[str]:
+    """The command line running ``spec`` on every rank: ``accelerate launch`` with a config;
+    with ``cpu``, torch's own launcher (DDP over gloo), because accelerate's multi-CPU path
+    needs MPI/oneCCL, which a CPU test machine does not have."""
+    if cpu:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc_per_node={num_processes or 1}"]
+    else:
+        cmd = [sys.executable, "-m", "accelerate.commands.launch"]
+        if config is not None:
+            cmd += ["--config_file", str(config_path(config))]
+        if num_processes is not None:
+            cmd += ["--num_processes", str(num_processes)]
+    cmd += list(extra or []) + ["-m", "repro.train.launch", str(spec)]
+    return slurm_wrap(cmd) if config == "accelerate_multinode" else cmd
+
+
+def slurm_wrap(cmd: list[str]) -> list[str]:
+    """Inside a SLURM allocation of several nodes: one ``accelerate launch`` per node via
+    ``srun``, each with its node rank; rank 0's node is the rendezvous host."""
+    import shlex
+
+    nodes = int(os.environ.get("SLURM_JOB_NUM_NODES", "1"))
+    gpus = int(os.environ.get("REPRO_GPUS_PER_NODE", "4"))
+    if nodes < 2:
+        raise InputError("params: launch: 'accelerate_multinode' needs a SLURM allocation of "
+                         f"2+ nodes (SLURM_JOB_NUM_NODES={nodes})")
+    head = os.environ.get("MASTER_ADDR") or os.environ["SLURMD_NODENAME"]
+    at = cmd.index("--config_file") + 2
+    per_node = (cmd[:at] + ["--num_machines", str(nodes), "--num_processes", str(nodes * gpus),
+                            "--main_process_ip", head, "--machine_rank", "$SLURM_NODEID"] + cmd[at:])
+    line = " ".join(shlex.quote(c) for c in per_node).replace("'$SLURM_NODEID'", "$SLURM_NODEID")
+    return ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", "bash", "-c", line]
+
+
+def write_spec(ctx, spec: Path) -> None:
+    data = {"experiment": ctx.experiment, "name": ctx.name, "kind": ctx.kind, "params": ctx.params,
+            "inputs": {k: str(v) for k, v in ctx.inputs.items()}, "out": str(ctx.out),
+            "seed": ctx.seed, "profile": ctx.profile,
+            "scratch": str(ctx.scratch) if ctx.scratch is not None else None}
+    spec.write_text(json.dumps(data, sort_keys=True))
+
+
+def run_launched(ctx, *, config: str | None, num_processes: int | None = None, cpu: bool = False,
+                 extra: list[str] | None = None) -> None:
+    """Run ``ctx``'s stage under ``accelerate launch``; rank 0's records merge back into ``ctx``."""
+    # several nodes read the spec: REPRO_LAUNCH_DIR must then be on a shared file system
+    with tempfile.TemporaryDirectory(prefix="repro-launch-", dir=os.environ.get("REPRO_LAUNCH_DIR")) as tmp:
+        spec = Path(tmp) / "spec.json"
+        write_spec(ctx, spec)
+        cmd = accelerate_command(spec, config=config, num_processes=num_processes, cpu=cpu, extra=extra)
+        env = {**os.environ, IN_RANK: "1"}
+        done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if done.returncode != 0:
+            tail = done.stdout.strip().splitlines()[-1:] or ["no output"]
+            raise InputError(f"accelerate launch ({config or 'flags'}): exit {done.returncode}: {tail[0]}")
+        records = json.loads((spec.parent / "spec.json.rank0.json").read_text())
+    ctx.protocol_choices.update(records["protocol"])
+    ctx.dependencies.extend(records["dependencies"])
+    ctx.protocol("launch", {"config": config, "world_size": records["world_size"]})
+
+
+def maybe_launch(ctx) -> bool:
+    """If the stage asks for ``launch`` and this is not already a launched rank, launch it."""
+    config = ctx.param("launch", None)
+    if config is None or os.environ.get(IN_RANK):
+        return False
+    run_launched(ctx, config=str(config))
+    return True
+
+
+def rank_main(spec_path: str) -> None:
+    """Entry point of each rank: rebuild the context and run the stage function."""
+    from repro.pipeline.context import StageContext
+    from repro.stages import STAGE_KINDS
+
+    spec_file = Path(spec_path)
+    spec = json.loads(spec_file.read_text())
+    rank = int(os.environ.get("RANK", "0"))
+    with tempfile.TemporaryDirectory(prefix=f"repro-rank{rank}-") as tmp:
+        out = Path(spec["out"]) if rank == 0 else Path(tmp)
+        ctx = StageContext(experiment=spec["experiment"], name=spec["name"], kind=spec["kind"],
+                           params=spec["params"], inputs={k: Path(v) for k, v in spec["inputs"].items()},
+                           out=out, seed=spec["seed"], profile=spec["profile"],
+                           scratch=Path(spec["scratch"]) if spec["scratch"] else None)
+        os.environ[IN_RANK] = "1"
+        STAGE_KINDS.get(spec["kind"])(ctx)
+    if rank == 0:
+        records = {"protocol": ctx.protocol_choices, "dependencies": ctx.dependencies,
+                   "world_size": int(os.environ.get("WORLD_SIZE", "1"))}
+        Path(f"{spec_file}.rank0.json").write_text(json.dumps(records, sort_keys=True, default=str))
+
+
+if __name__ == "__main__":
+    rank_main(sys.argv[1])

@@ -1,0 +1,143 @@
+"""Functional tests drive the real ``repro`` command in subprocesses, as a user would.
+
+One tiny reproduction (``repro run smoke --profile tiny``) runs once per test session
+(``smoke_run``) and is shared, read-only, by the smoke, determinism and security tests; a test
+that must change a run works on a copy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+REPRO_BIN = Path(sys.executable).with_name("repro")
+# A planted token: no file under a runs dir and no line of output may ever contain it.
+FAKE_TOKEN = "hf_FAKEfuncTOKENfuncTOKENfuncTOKEN0000"
+STAGE_LINE = re.compile(r"^\[(\d+)/(\d+)\]\s+(\S+)\s+(ran|cached)\s+([\d.]+)s\s+(\S+)")
+
+
+def repro_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("REPRO_EXPERIMENTS_DIR", None)
+    env.update(HF_TOKEN=FAKE_TOKEN, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
+    env.update(extra)
+    return env
+
+
+def repro_cmd(*args) -> list[str]:
+    head = [str(REPRO_BIN)] if REPRO_BIN.exists() else [sys.executable, "-m", "repro"]
+    return head + [str(a) for a in args]
+
+
+def repro(*args, env: dict | None = None, cwd: Path | None = None,
+          timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(repro_cmd(*args), capture_output=True, text=True,
+                          env=env or repro_env(), cwd=cwd or REPO, timeout=timeout)
+
+
+@dataclass
+class StageLine:
+    index: int
+    name: str
+    status: str  # "ran" | "cached"
+    seconds: float
+
+
+def stage_lines(stdout: str) -> list[StageLine]:
+    out = []
+    for line in stdout.splitlines():
+        m = STAGE_LINE.match(line)
+        if m:
+            out.append(StageLine(int(m.group(1)), m.group(3), m.group(4), float(m.group(5))))
+    return out
+
+
+def manifest_digests(runs: Path, experiment: str = "smoke") -> dict[str, str]:
+    manifest = json.loads((runs / experiment / "manifest.json").read_text())
+    return {name: entry["output_digest"] for name, entry in manifest["stages"].items()}
+
+
+def store_problems(runs: Path) -> list[str]:
+    """Everything published must be whole: each store entry has a statement whose subjects match
+    its files byte for byte, and each manifest is complete and sealed. Returns what is not."""
+    from repro.provenance.digest import digest_tree
+    from repro.provenance.record import seal_ok, subject_files
+
+    problems = []
+    store = runs / "store"
+    for entry in sorted(store.iterdir()) if store.is_dir() else []:
+        if entry.name == ".tmp":
+            continue
+        try:
+            statement = json.loads((entry / "statement.json").read_text())
+        except (OSError, ValueError) as exc:
+            problems.append(f"store/{entry.name}: statement unreadable ({exc.__class__.__name__})")
+            continue
+        if not (entry / "out").is_dir():
+            problems.append(f"store/{entry.name}: out/ missing")
+        elif digest_tree(entry / "out") != subject_files(statement):
+            problems.append(f"store/{entry.name}: outputs differ from the statement")
+    for manifest in sorted(runs.glob("*/manifest.json")):
+        try:
+            ok = seal_ok(json.loads(manifest.read_text()))
+        except (OSError, ValueError):
+            ok = False
+        if not ok:
+            problems.append(f"{manifest}: incomplete or unsealed")
+    return problems
+
+
+def copy_runs(src: Path, dst: Path) -> Path:
+    """A writable copy of a runs dir (links kept relative, so it verifies on its own)."""
+    shutil.copytree(src, dst, symlinks=True)
+    for dirpath, dirnames, filenames in os.walk(dst):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            if not p.is_symlink():
+                p.chmod(p.stat().st_mode | 0o200)
+    return dst
+
+
+@dataclass
+class SmokeRun:
+    runs: Path
+    cwd: Path
+    stdout: str
+    stderr: str
+    seconds: float
+    timeline: list[StageLine] = field(default_factory=list)
+
+    @property
+    def digests(self) -> dict[str, str]:
+        return manifest_digests(self.runs)
+
+    def duration(self, stage: str) -> float:
+        return next(s.seconds for s in self.timeline if s.name == stage)
+
+    def index(self, stage: str) -> int:
+        return next(s.index for s in self.timeline if s.name == stage)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> SmokeRun:
+    """The tiny reproduction, run once per session with a planted token in the environment."""
+    base = tmp_path_factory.mktemp("smoke")
+    cwd = base / "cwd"  # an empty working directory: the run must write nothing here
+    cwd.mkdir()
+    runs = base / "runs"
+    t0 = time.perf_counter()
+    proc = repro("run", "smoke", "--profile", "tiny", "--runs-dir", runs, cwd=cwd)
+    seconds = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    print(f"\n[smoke_run] tiny reproduction: {seconds:.1f}s wall")
+    return SmokeRun(runs, cwd, proc.stdout, proc.stderr, seconds, stage_lines(proc.stdout))

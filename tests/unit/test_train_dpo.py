@@ -1,0 +1,116 @@
+"""Safety DPO (``train/dpo``): TRL's DPOTrainer on text pairs (tiny LLM) and image pairs (tiny
+LLaVA) raises the chosen-minus-rejected reward margin; flipped labels lower it; params recorded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from repro.errors import InputError
+from test_train import make_ctx, tensors  # noqa: E402  (tests/unit is on sys.path)
+
+FAST = {"learning_rate": 5e-4, "max_steps": 6, "per_device_train_batch_size": 2,
+        "max_length": 128, "warmup_ratio": 0.0, "margin_eval_pairs": 8}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> dict[str, Path]:
+    from repro.data import open_dataset
+    from repro.data.synthetic import generate
+    from repro.models.tiny import build_tiny_llm, make_tiny_llava
+
+    root = tmp_path_factory.mktemp("dpo")
+    generate("pku_saferlhf", root / "pku", 0, "tiny")
+    generate("spa_vl", root / "spa", 0, "tiny")
+    texts = [t for p in open_dataset(root / "pku").records() for t in (p.prompt, p.chosen, p.rejected)]
+    build_tiny_llm(root / "llm", texts, seed=0)
+    make_tiny_llava(root / "llava", seed=0)
+    # the same pairs with chosen and rejected swapped
+    flipped = root / "pku_flipped"
+    (flipped / "data" / "Alpaca-7B").mkdir(parents=True)
+    for split in ("train", "test"):
+        rows = [json.loads(line) for line in
+                (root / "pku" / "data" / "Alpaca-7B" / f"{split}.jsonl").read_text().splitlines()]
+        for row in rows:
+            row["safer_response_id"] = 1 - row["safer_response_id"]
+        (flipped / "data" / "Alpaca-7B" / f"{split}.jsonl").write_text(
+            "".join(json.dumps(r) + "\n" for r in rows))
+    (flipped / "DATASET.json").write_text(json.dumps({"dataset": "pku_saferlhf", "source": "local"}))
+    return {"root": root, "pku": root / "pku", "flipped": flipped, "spa": root / "spa",
+            "llm": root / "llm", "llava": root / "llava"}
+
+
+def _metrics(ctx) -> dict:
+    return json.loads((ctx.out / "metrics.json").read_text())
+
+
+def test_text_dpo_raises_margin_and_flipped_pairs_lower_it(world, tmp_path):
+    from repro.train.dpo import run_dpo
+
+    ctx = make_ctx(tmp_path, "train/dpo", FAST, {"model": world["llm"], "data": world["pku"]})
+    run_dpo(ctx)
+    m = _metrics(ctx)
+    # step 1 is measured before any update: policy == reference, margin exactly 0
+    assert m["reward_margin_first"] == 0.0 and m["first_dpo_loss"] == pytest.approx(0.6931, abs=1e-3)
+    assert m["pairs_reward_margin"] > 0.3 and m["pairs_reward_accuracy"] >= 0.75
+    assert m["last_dpo_loss"] < m["first_dpo_loss"] and m["steps"] == 6
+    assert m["pairs_used"] == m["pairs_total"] == 20 and m["effective_global_batch"] == 2
+    flipped = make_ctx(tmp_path, "train/dpo", FAST, {"model": world["llm"], "data": world["flipped"]})
+    run_dpo(flipped)
+    # its margin is measured with its own (swapped) labels: on the original orientation it is
+    # the negative, i.e. training on flipped pairs pushed the original margin below 0
+    assert -_metrics(flipped)["pairs_reward_margin"] < 0.0 < m["pairs_reward_margin"]
+    dpo = ctx.protocol_choices["dpo"]
+    assert dpo["beta"] == 0.1 and dpo["reference_model"] == "frozen input model" and dpo["max_length"] == 128
+    assert json.loads((ctx.out / "repro_model.json").read_text())["architecture"] == "causal_lm"
+
+
+def test_prompts_are_the_evaluation_prompts_with_one_bos(world):
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+    from trl.data_utils import _tokenize
+
+    from repro.data import open_dataset
+    from repro.models.templates import prompt_text
+    from repro.train.dpo import build_rows
+
+    tokenizer = AutoTokenizer.from_pretrained(world["llm"])
+    pairs = open_dataset(world["pku"]).records()[:3]
+    rows, vision = build_rows(pairs, "llama2", tokenizer, is_llava=False, batch=1)
+    assert not vision and not rows[0]["prompt"].endswith(" ")
+    assert rows[0]["chosen"] == f" {pairs[0].chosen} </s>"
+    ids = _tokenize(tokenizer, rows[0]["prompt"])["input_ids"]  # what TRL's text path feeds
+    assert ids == tokenizer(prompt_text("llama2", pairs[0].prompt), add_special_tokens=False)["input_ids"]
+    assert ids.count(tokenizer.bos_token_id) == 1
+    spa = open_dataset(world["spa"]).records()[:2]
+    rows, vision = build_rows(spa, "llama2", tokenizer, is_llava=True, batch=1)
+    assert vision and rows[0]["prompt"].startswith("<s>[INST] <image>\n") and len(rows[0]["images"]) == 1
+    with pytest.raises(InputError, match="causal_lm"):
+        build_rows(spa, "llama2", tokenizer, is_llava=False, batch=1)
+    with pytest.raises(InputError, match="need batch 1"):
+        build_rows(spa + pairs, "llama2", tokenizer, is_llava=True, batch=2)
+    Dataset.from_list(rows)  # the rows are a valid datasets table
+
+
+def test_image_dpo_on_llava_trains_lm_and_projector_only(world, tmp_path):
+    from repro.models.llava import load_llava
+    from repro.train.dpo import DPO_DEFAULTS, run_dpo
+    from repro.train.trainer_args import read_params
+
+    params = {**FAST, "per_device_train_batch_size": 1, "max_steps": 6, "margin_eval_pairs": 6}
+    ctx = make_ctx(tmp_path, "train/dpo", params, {"model": world["llava"], "data": world["spa"]})
+    run_dpo(ctx)
+    m = _metrics(ctx)
+    assert m["pairs_with_image"] == 20 and m["reward_margin_first"] == 0.0
+    assert m["pairs_reward_margin"] > 0.0
+    before, after = tensors(world["llava"]), tensors(ctx.out)
+    assert before.keys() == after.keys()  # vLLM key layout kept (vision_tower.vision_model.*)
+    assert all(before[k].equal(after[k]) for k in before if "vision_tower" in k)
+    assert any(not before[k].equal(after[k]) for k in before if k.startswith("language_model"))
+    assert ctx.protocol_choices["dpo"]["max_length"] is None  # image tokens are never cut
+    load_llava(ctx.out)
+    # paper recipe defaults, when a stage gives no params
+    defaults = read_params(make_ctx(tmp_path, "train/dpo", {}, {}), DPO_DEFAULTS)
+    assert {k: defaults[k] for k in DPO_DEFAULTS} == DPO_DEFAULTS
