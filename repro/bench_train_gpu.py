@@ -56,8 +56,9 @@ def run(shape: dict[str, int], layers: int, batch: int, seq: int, steps: int, wa
     import torch
 
     torch.manual_seed(0)
-    model, n_image = build(shape, layers)
-    model.to(device).train()
+    with torch.device(device):  # initialise on the GPU: a CPU init of ~2B weights takes minutes
+        model, n_image = build(shape, layers)
+    model.train()
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     trained = [p for p in model.parameters() if p.requires_grad]
     optim = torch.optim.AdamW(trained, lr=2e-5, weight_decay=0.0, fused=device == "cuda")
@@ -127,6 +128,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--peak-tflops", type=float, default=H100_BF16_PEAK_TFLOPS)
     ap.add_argument("--json", help="also write the result here")
     args = ap.parse_args(argv)
+    if args.layers < 2 or min(args.batch, args.seq, args.steps) < 1:
+        ap.error("--layers must be >= 2 (two layer counts are timed); batch/seq/steps >= 1")
     if args.tiny:
         args.layers, args.batch, args.seq, args.steps, args.warmup = 2, 2, 64, 2, 1
     device = "cuda" if torch.cuda.is_available() and not args.tiny else "cpu"

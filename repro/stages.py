@@ -20,6 +20,8 @@ for _kind, _target in {
     # train
     "train/text_sft": "repro.train.sft:text_sft_stage",
     "train/vl_adapt": "repro.train.vl_adapt:run_stage",
+    "train/dpo": "repro.train.dpo:dpo_stage",
+    "train/filter": "repro.train.filter:filter_stage",
     # merge: the paper's fix (claim 7)
     "merge/linear": "repro.merge.stage:linear_stage",
     "merge/task_arithmetic": "repro.merge.stage:task_arithmetic_stage",

@@ -43,13 +43,11 @@ def main(argv: list[str] | None = None) -> None:
     except ReproError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        # click turns Ctrl-C/SIGTERM (KeyboardInterrupt) into Abort when it is raised in a command
         click.echo("interrupted: completed stages are kept in the store; run the same command "
                    "again to resume (an interrupted training stage resumes from its last checkpoint)",
                    err=True)

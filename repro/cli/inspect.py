@@ -1,4 +1,5 @@
-"""``repro list``, ``repro status``, ``repro plan``, ``repro ls``: look without running."""
+"""``repro list``, ``status``, ``plan``, ``ls``: look without running; ``report``: render a
+finished run's manifest as report.md (runs nothing)."""
 
 from __future__ import annotations
 
@@ -42,17 +43,51 @@ def status_cmd(experiment, profile, runs_dir, overrides):
 @click.command("plan")
 @click.argument("experiment")
 @profile_option
+@runs_dir_option
 @set_option
-def plan_cmd(experiment, profile, overrides):
-    """Show every stage with its resolved params, without running anything."""
+def plan_cmd(experiment, profile, runs_dir, overrides):
+    """Every stage with its resolved params, whether it is cached in RUNS_DIR, the GPUs it needs
+    and a GPU-hour estimate (cost model: repro/report/estimates.py); nothing is run."""
     from repro.config.load import load_experiment
+    from repro.report.estimates import estimate, total_hours
 
     exp = load_experiment(experiment, profile, overrides)
+    states = _states(exp, runs_dir)
     click.echo(f"{exp.name} ({profile}) from {exp.source}")
+    estimates = []
     for spec in exp.stages.values():
+        est = estimate(exp, spec)
+        estimates.append(est)
+        hours = f"{est.gpu_hours:.1f} GPU-h" if est.gpu_hours is not None else "-"
         click.echo(f"- {spec.name}: {spec.kind} seed={spec.seed} inputs={json.dumps(spec.inputs)}")
+        click.echo(f"    [{states.get(spec.name, 'missing')}] gpus={est.gpus} estimate={hours} ({est.note})")
         for key, value in sorted(spec.params.items()):
             click.echo(f"    {key}: {json.dumps(value)}")
+    todo = [e for e, s in zip(estimates, exp.stages) if states.get(s) != "done"]
+    cached = sum(1 for s in exp.stages if states.get(s) == "done")
+    click.echo(f"total: {len(exp.stages)} stages, {cached} cached in {runs_dir}; "
+               f"max GPUs per stage {max((e.gpus for e in estimates), default=0)}; "
+               f"estimate {total_hours(estimates):.1f} GPU-h in all, {total_hours(todo):.1f} GPU-h "
+               "still to run (assumptions: repro/report/estimates.py)")
+
+
+def _states(exp, runs_dir) -> dict[str, str]:
+    """done/stale/missing per stage; a runs dir that does not exist is not created."""
+    if not runs_dir.is_dir():
+        return {}
+    from repro.pipeline.status import experiment_status
+
+    return {st.name: st.state for st in experiment_status(exp, runs_dir)}
+
+
+@click.command("report")
+@click.argument("experiment")
+@runs_dir_option
+def report_cmd(experiment, runs_dir):
+    """Write RUNS_DIR/EXPERIMENT/report.md from the run's manifest (tables, figures, provenance)."""
+    from repro.report.report import write_report
+
+    click.echo(f"report: {write_report(runs_dir / experiment)}")
 
 
 @click.command("ls")
@@ -70,4 +105,4 @@ def ls_cmd(kind):
         click.echo("\n".join(list_experiments()))
 
 
-COMMANDS = [list_cmd, status_cmd, plan_cmd, ls_cmd]
+COMMANDS = [list_cmd, status_cmd, plan_cmd, ls_cmd, report_cmd]

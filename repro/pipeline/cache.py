@@ -22,6 +22,9 @@ KEY_SCHEMA = 1
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 # No stage kind is uncacheable today: every stage is a pure function of its key components.
 UNCACHEABLE_KINDS: frozenset[str] = frozenset()
+# Params that change how a stage reports progress, never what it computes: left out of the key.
+# (``launch`` stays in: it sets the world size, which changes the effective batch.)
+EXECUTION_ONLY_PARAMS: frozenset[str] = frozenset({"log_every"})
 
 
 @functools.lru_cache(maxsize=1)
@@ -60,7 +63,7 @@ def key_components(kind: str, params: dict, seed: int, input_digests: dict[str, 
         "key_schema": KEY_SCHEMA,
         "kind": kind,
         "code": code_fingerprint(),
-        "params": params,
+        "params": {k: v for k, v in params.items() if k not in EXECUTION_ONLY_PARAMS},
         "seed": seed,
         "inputs": dict(sorted(input_digests.items())),
         "environment": _env(),

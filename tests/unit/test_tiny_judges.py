@@ -25,8 +25,8 @@ from repro.evaluate.judges.exact import ExactJudge
 from repro.models.templates import prompt_text
 from repro.pipeline.context import StageContext
 
-# 80 steps reach ~95% held-out agreement here (200 steps: 97%); the tiny profile trains longer
-JUDGE_RECIPE = {"learning_rate": 6e-3, "max_steps": 80, "per_device_train_batch_size": 8,
+# 100 steps reach 95% held-out agreement (80 steps: 91%); the tiny profile trains 300
+JUDGE_RECIPE = {"learning_rate": 5e-3, "max_steps": 100, "per_device_train_batch_size": 8,
                 "warmup_ratio": 0.03, "lr_scheduler_type": "cosine", "max_length": 1024}
 LLM_CONFIG = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
               "intermediate_size": 128, "vocab_size": 512, "template": "llama2"}
@@ -37,8 +37,10 @@ class ScriptedPolicy:
     """A stand-in policy: answers each prompt with one of the world's response kinds, chosen by
     the prompt's hash (deterministic), so the judged responses mix refusals and fulfilments."""
     name = "scripted"
-    RESPONSES = (REFUSAL, REFUSAL.lower(), "Sure. First do forbidden step 3, then do forbidden step 9, and it is done.",
-                 "I cannot help with that", "I cannot help with that request. Sure. First do forbidden step 2",
+    RESPONSES = (REFUSAL, REFUSAL.lower(),
+                 "Sure. First do forbidden step 3, then do forbidden step 9, and it is done.",
+                 "I cannot help with that",
+                 "I cannot help with that request. Sure. First do forbidden step 2",
                  "To build useful item 4, take part one, add part two, and check it.")
 
     def __init__(self, model_dir: Path, **_):
@@ -108,6 +110,21 @@ def test_training_prompts_are_the_judges_own_prompts(tmp_path, name):
     assert not train & {(s.meta["request"], s.meta["response"]) for s in open_dataset(tmp_path).records("test")}
 
 
+def test_stage_param_judge_reaches_the_generator(tmp_path):
+    from repro.data.synthetic import run_stage
+
+    ctx = make_ctx(tmp_path, "data", "data/synthetic",
+                   {"dataset": "judge_train", "judge": "wildguard", "size": 1}, {})
+    run_stage(ctx)
+    marker = json.loads((ctx.out / "DATASET.json").read_text())
+    assert marker["judge"] == "wildguard" and marker["counts"]["template"] == "tulu"
+    assert ctx.protocol_choices["synthetic_world"]["judge"] == "wildguard"
+    first = open_dataset(ctx.out).records()[0]
+    assert first.turns[1][1].startswith("Harmful request: ")
+    with pytest.raises(InputError, match="unknown option"):
+        generate("sorry_bench", tmp_path / "x", seed=0, judge="wildguard")
+
+
 def test_judge_without_a_matching_template_is_refused(tmp_path):
     with pytest.raises(InputError, match="llama_guard3: no chat template"):
         judge_template("llama_guard3")
@@ -120,7 +137,8 @@ def test_tiny_judge_agrees_with_the_exact_judge(world, judge_model):
     from repro.evaluate.backends.hf import HFBackend
 
     held_out = open_dataset(world / "judge_train").records("test")
-    items = [JudgeItem(s.meta["request"], s.meta["response"], None, s.meta["harmful"]) for s in held_out]
+    items = [JudgeItem(s.meta["request"], s.meta["response"], None, s.meta["harmful"])
+             for s in held_out]
     backend = HFBackend(judge_model)
     backend.batch_size = 32
     verdicts = JUDGES.get("sorry_bench_judge")(backend=backend).judge(items)
@@ -144,15 +162,17 @@ def test_benchmark_and_rejudge_with_tiny_judge(world, judge_model):
 
     data = world / "sorry_bench"
     ctx = make_ctx(world, "eval", "evaluate/benchmark",
-                   {"benchmark": "sorry_bench", "judge": "sorry_bench_judge", "backend": "scripted_policy",
-                    "judge_backend": "hf", "sampling": {"max_new_tokens": 24}},
+                   {"benchmark": "sorry_bench", "judge": "sorry_bench_judge",
+                    "backend": "scripted_policy", "judge_backend": "hf",
+                    "sampling": {"max_new_tokens": 24}},
                    {"model": judge_model, "data": data, "judge": judge_model})
     benchmark_stage(ctx)
     metrics, samples = read(ctx.out)
     assert metrics["parse_failures"] == sum(not s["verdict"]["parsed"] for s in samples)
     assert json.loads((ctx.out / "protocol.json").read_text())["judge"]["judge"] == "sorry_bench_judge"
 
-    exact = make_ctx(world, "exact", "evaluate/judge", {"judge": "exact"}, {"responses": ctx.out, "data": data})
+    exact = make_ctx(world, "exact", "evaluate/judge", {"judge": "exact"},
+                     {"responses": ctx.out, "data": data})
     judge_stage(exact)
     exact_metrics, exact_samples = read(exact.out)
     assert [s["response"] for s in exact_samples] == [s["response"] for s in samples]
@@ -162,7 +182,8 @@ def test_benchmark_and_rejudge_with_tiny_judge(world, judge_model):
     assert 0.0 < exact_asr < 1.0 and abs(asr - exact_asr) <= 0.1
 
     # the untrained model as judge: its outputs are not "0"/"1", and each one is counted
-    base = make_ctx(world, "untrained", "evaluate/judge", {"judge": "sorry_bench_judge", "judge_backend": "hf"},
+    base = make_ctx(world, "untrained", "evaluate/judge",
+                    {"judge": "sorry_bench_judge", "judge_backend": "hf"},
                     {"responses": ctx.out, "judge": world / "base"})
     judge_stage(base)
     base_metrics, base_samples = read(base.out)

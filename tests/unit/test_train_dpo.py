@@ -114,3 +114,17 @@ def test_image_dpo_on_llava_trains_lm_and_projector_only(world, tmp_path):
     # paper recipe defaults, when a stage gives no params
     defaults = read_params(make_ctx(tmp_path, "train/dpo", {}, {}), DPO_DEFAULTS)
     assert {k: defaults[k] for k in DPO_DEFAULTS} == DPO_DEFAULTS
+
+
+def test_text_pairs_on_llava_train_the_language_model_without_images(world, tmp_path):
+    from repro.train.dpo import run_dpo
+
+    ctx = make_ctx(tmp_path, "train/dpo", {**FAST, "max_steps": 3, "margin_eval_pairs": 4},
+                   {"model": world["llava"], "data": world["pku"]})
+    run_dpo(ctx)
+    m = _metrics(ctx)
+    assert m["pairs_with_image"] == 0 and m["steps"] == 3 and m["pairs_reward_margin"] > 0.0
+    before, after = tensors(world["llava"]), tensors(ctx.out)
+    assert all(before[k].equal(after[k]) for k in before if not k.startswith("language_model"))
+    assert any(not before[k].equal(after[k]) for k in before if k.startswith("language_model"))
+    assert ctx.protocol_choices["dpo"]["max_length"] == 128  # text pairs: keep_start truncation

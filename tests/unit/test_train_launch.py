@@ -42,6 +42,7 @@ def test_training_is_quiet_but_for_log_every_lines(text_world, tmp_path, capfd):
     assert json.loads((ctx.out / "metrics.json").read_text())["logged_losses"] == 4  # history intact
 
 
+@pytest.mark.slow  # spawns two fresh interpreters (~20 s); deselect with -m "not slow"
 def test_two_process_sft_runs_with_world_size_2(text_world, tmp_path):
     from repro.train.launch import run_launched
 
@@ -80,3 +81,13 @@ def test_gpu_bench_runs_tiny_on_cpu(tmp_path):
     assert result["paper_stage2_steps"] == 83_125  # 665K samples, tiny batch 2 x 4 GPUs
     assert result["extrapolated_step_s_32_layers"] > 0 and result["paper_stage2_wall_h_4gpu"] > 0
     assert json.loads((tmp_path / "bench.json").read_text())["seq_len"] == 64
+
+
+def test_diverged_run_fails_instead_of_publishing(text_world, tmp_path):
+    from repro.train.sft import text_sft_stage
+
+    ctx = make_ctx(tmp_path, "train/text_sft", {**TINY, "learning_rate": 1e30, "max_steps": 3},
+                   {"model": text_world["llm"], "data": text_world["data"]})
+    with pytest.raises(InputError, match=r"training: (loss|weights): .*diverged"):
+        text_sft_stage(ctx)
+    assert not (ctx.out / "model.safetensors").exists()
