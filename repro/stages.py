@@ -35,5 +35,6 @@ for _kind, _target in {
     "evaluate/judge": "repro.evaluate.run:judge_stage",
     # report
     "report/table": "repro.report.tables:table_stage",
+    "report/sweep": "repro.report.figures:sweep_stage",
 }.items():
     STAGE_KINDS.register(_kind, _target)

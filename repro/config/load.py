@@ -87,6 +87,27 @@ def _apply_set(data: dict, item: str) -> None:
     node[keys[-1]] = value
 
 
+def _includes(root: Path, path: Path, data: dict, profile: str, seen: set[Path]) -> dict[str, Any]:
+    """Merge ``data``'s includes, depth first (an include's own includes come before it).
+
+    A file included twice is merged once (so an include cycle ends instead of recursing).
+    """
+    merged: dict[str, Any] = {}
+    includes = data.get("include") or []
+    if not isinstance(includes, list):
+        raise InputError(f"{path}: key 'include': expected a list of file names")
+    for inc in includes:
+        inc_path = (root / str(inc).format(profile=profile)).resolve()
+        if inc_path in seen:
+            continue
+        seen.add(inc_path)
+        inc_data = read_yaml(inc_path)
+        _check_keys(inc_path, "", inc_data, EXPERIMENT_KEYS)
+        merged = _merge(merged, _includes(root, inc_path, inc_data, profile, seen))
+        merged = _merge(merged, {k: v for k, v in inc_data.items() if k != "include"})
+    return merged
+
+
 def load_experiment(name: str, profile: str, overrides: tuple[str, ...] = (),
                     root: Path | None = None) -> Experiment:
     root = root or experiments_dir()
@@ -100,12 +121,7 @@ def load_experiment(name: str, profile: str, overrides: tuple[str, ...] = (),
     _check_keys(path, "", data, EXPERIMENT_KEYS)
     if data.get("schema") != SCHEMA_VERSION:
         raise InputError(f"{path}: key 'schema': expected {SCHEMA_VERSION}, got {data.get('schema')!r}")
-    merged: dict[str, Any] = {}
-    for inc in data.get("include") or []:
-        inc_path = root / str(inc).format(profile=profile)
-        inc_data = read_yaml(inc_path)
-        _check_keys(inc_path, "", inc_data, EXPERIMENT_KEYS)
-        merged = _merge(merged, inc_data)
+    merged = _includes(root, path, data, profile, seen=set())
     merged = _merge(merged, {k: v for k, v in data.items() if k != "include"})
     for item in overrides:
         _apply_set(merged, item)

@@ -56,7 +56,6 @@ PARAM_RULES: dict[str, tuple[type | tuple[type, ...], tuple[float, bool] | None]
     "beta": ((int, float), _POSITIVE),
     "save_steps": (int, (1, True)),
     "limit": (int, (1, True)),
-    "size": (int, (1, True)),
 }
 
 

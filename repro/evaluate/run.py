@@ -85,6 +85,7 @@ def benchmark_stage(ctx) -> None:
     from repro.models.images import IMAGE_PREPROCESSING
 
     bench = get_benchmark(ctx.param("benchmark"))
+    scoring.check_judge(ctx, bench)
     dataset, split, records = _load_records(ctx, bench)
     n_total = len(records)
     limit = ctx.param("limit", None)

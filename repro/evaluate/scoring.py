@@ -29,6 +29,18 @@ def _world_refusal(marker: dict[str, Any], samples: list[dict[str, Any]]) -> str
     return found
 
 
+def check_judge(ctx, bench) -> None:
+    """Fail before generating (hours at paper scale) if the judge is unknown or its model unbound."""
+    if bench.scorer != "safety":
+        return
+    name = ctx.param("judge", bench.judge)
+    if not name:
+        raise InputError(f"benchmark {bench.name}: no judge configured (param 'judge')")
+    cls = JUDGES.get(name)
+    if isinstance(cls, type) and issubclass(cls, ModelJudge) and name != "openai_api":
+        ctx.input("judge")
+
+
 def make_judge(ctx, name: str, marker: dict[str, Any], samples: list[dict[str, Any]]):
     """Build judge ``name``; a model judge runs on the model bound as input ``judge``."""
     from repro.evaluate.backends import read_model_info, stage_backend

@@ -13,6 +13,10 @@ from typing import Any
 from repro.errors import InputError
 
 REPRO_MODEL_FILE = "repro_model.json"
+# What a checkpoint's config.json ``architectures`` means to the kit (anything else: causal_lm).
+ARCHITECTURES = ("llava", "causal_lm", "image_text_to_text", "clip_vision")
+CONFIG_ARCHITECTURES = {"LlavaForConditionalGeneration": "llava",
+                        "MllamaForConditionalGeneration": "image_text_to_text"}
 
 
 def write_model_card(out_dir: Path, **fields: Any) -> None:

@@ -60,9 +60,12 @@ def architecture(model_dir: Path) -> str:
         raise InputError(f"{path}: missing (not a Hugging Face checkpoint)") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+    from repro.models.card import CONFIG_ARCHITECTURES
+
     archs = config.get("architectures") or []
-    if "LlavaForConditionalGeneration" in archs:
-        return "llava"
+    known = [CONFIG_ARCHITECTURES[a] for a in archs if a in CONFIG_ARCHITECTURES]
+    if known:
+        return known[0]
     if config.get("model_type") in ("clip", "clip_vision_model") or any(a.startswith("CLIP") for a in archs):
         return "clip_vision"
     return "causal_lm"

@@ -37,6 +37,13 @@ TEMPLATES: dict[str, Template] = {
         user="[INST] {content} [/INST]", assistant_prefix="",
         assistant=" {content} </s>", turn_sep="<s>",
     ),
+    # Llama-3 format: the prompt format of the Llama-Guard-3 judges
+    "llama3": Template(
+        name="llama3", bos="<|begin_of_text|>", eos="<|eot_id|>",
+        user="<|start_header_id|>user<|end_header_id|>\n\n{content}<|eot_id|>",
+        assistant_prefix="<|start_header_id|>assistant<|end_header_id|>\n\n",
+        assistant="{content}<|eot_id|>", turn_sep="",
+    ),
     "tulu": Template(
         name="tulu", bos="<s>", eos="</s>",
         user="<|user|>\n{content}\n", assistant_prefix="<|assistant|>\n",

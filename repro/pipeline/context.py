@@ -78,7 +78,11 @@ class StageContext:
         self.protocol_choices[name] = value
 
     def write_metrics(self, metrics: dict[str, Any]) -> None:
-        (self.out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        # replace, never write through: a stage may have hard-linked input files into its output
+        path = self.out / "metrics.json"
+        tmp = self.out / ".metrics.json.tmp"
+        tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        tmp.replace(path)
 
     def seed_everything(self) -> None:
         """Seed python, numpy and torch from ``ctx.seed``.

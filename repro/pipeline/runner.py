@@ -176,6 +176,8 @@ class Runner:
         })
         path = self.store.root / exp.name / "manifest.json"
         path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in path.parent.glob(".manifest.json.*.tmp"):  # left by a run killed mid-write
+            stale.unlink(missing_ok=True)
         write_json_atomic(path, manifest)
         return path
 

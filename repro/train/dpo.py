@@ -50,10 +50,13 @@ def render_pair(pair, template: str, strip_bos: bool) -> dict[str, Any]:
     prompt = prompt_text(t, pair.prompt, with_image=pair.image is not None)
     if strip_bos and prompt.startswith(t.bos):
         prompt = prompt[len(t.bos):]
-    if prompt != prompt.rstrip():  # TRL's prompt-prefix tokenisation breaks on a trailing space
-        raise InputError(f"template {template!r}: generation prompt ends in whitespace")
-    return {"id": pair.id, "prompt": prompt, "chosen": t.assistant.format(content=pair.chosen),
-            "rejected": t.assistant.format(content=pair.rejected)}
+    # TRL's prompt-prefix tokenisation breaks on a prompt ending in whitespace (Tulu's
+    # "<|assistant|>\n"): the whitespace moves to the start of both completions, so the full text
+    # of each sequence is unchanged.
+    stripped = prompt.rstrip()
+    tail = prompt[len(stripped):]
+    return {"id": pair.id, "prompt": stripped, "chosen": tail + t.assistant.format(content=pair.chosen),
+            "rejected": tail + t.assistant.format(content=pair.rejected)}
 
 
 class ImageFileCollator:

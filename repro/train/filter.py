@@ -150,7 +150,7 @@ def _write_layout(src: Path, dst: Path, layout: str, rows: list, keep: list[bool
 
     for path in sorted(src.rglob("*")):
         rel = path.relative_to(src)
-        if path.is_dir() or rel.as_posix() in (layout, "DATASET.json") or path.resolve() in dropped_images:
+        if path.is_dir() or rel.as_posix() in (layout, "DATASET.json", "metrics.json") or path.resolve() in dropped_images:
             continue
         (dst / rel).parent.mkdir(parents=True, exist_ok=True)
         _link_or_copy(path, dst / rel)

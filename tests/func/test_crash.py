@@ -130,12 +130,15 @@ def _assert_same_as_uninterrupted(runs: Path, smoke_run) -> None:
 
 def test_kill9_in_data_training_and_evaluation_stages(smoke_run, tmp_path):
     """Reduced form (default suite): three kills, in a data, a training and an evaluation stage."""
-    points = [("mm_safetybench", 0.5), ("llm", 0.3), ("eval_vlm_mmsb", 0.5)]
+    # Aimed early in the first of consecutive stages of a kind: load shifts stage times between
+    # runs, so a kill may land a stage later, but still in a stage of that kind.
+    points = [("llava_instruct", 0.3), ("llm", 0.3), ("eval_llm_sorry", 0.2)]
     attempts = kill_chain(tmp_path / "runs", smoke_run.timeline, points)
     assert [a.returncode for a in attempts] == [-signal.SIGKILL] * 3  # each run died mid-way
-    # the machine's load shifts stage times between runs, so a kill may land a stage later;
-    # the long training stages leave no doubt that this one interrupted training
-    assert attempts[1].landed in {"llm", "stage1", "stage2"}, attempts[1].stdout[-1500:]
+    landed = [a.landed for a in attempts]
+    assert landed[0] in {"llava_instruct", "sorry_bench", "mm_safetybench"}, landed
+    assert landed[1] in {"llm", "vlm", "stage1", "stage2"}, landed
+    assert landed[2] in {"eval_llm_sorry", "eval_vlm_sorry", "eval_vlm_mmsb"}, landed
     _assert_same_as_uninterrupted(tmp_path / "runs", smoke_run)
 
 
@@ -156,8 +159,8 @@ def test_kill9_at_random_points(smoke_run, tmp_path, seed):
 
 def test_sigterm_stops_cleanly_with_resume_hint(smoke_run, tmp_path):
     runs = tmp_path / "runs"
-    attempt = run_and_signal(runs, smoke_run.timeline, "llm", 0.4, sig=signal.SIGTERM, group=False)
-    assert attempt.landed == "llm", attempt.stdout[-2000:]
+    attempt = run_and_signal(runs, smoke_run.timeline, "llm", 0.2, sig=signal.SIGTERM, group=False)
+    assert attempt.landed != "(finished)", attempt.stdout[-2000:]
     assert attempt.returncode == 130, attempt.stdout[-2000:]
     last = attempt.stdout.strip().splitlines()[-1]
     assert last.startswith("interrupted") and "run the same command again to resume" in last

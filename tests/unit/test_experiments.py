@@ -124,8 +124,8 @@ def test_paper_recipes_carry_the_paper_numbers():
 def test_the_swept_stages_expand():
     f2 = load_experiment("figure2", "tiny")
     assert {s for s in f2.stages if s.startswith("ev_ckpt_sorry@")} == {
-        "ev_ckpt_sorry@step-20", "ev_ckpt_sorry@step-40", "ev_ckpt_sorry@step-60"}
-    assert "sorry@step-40" in f2.stages["figure2"].inputs
+        "ev_ckpt_sorry@step-10", "ev_ckpt_sorry@step-20", "ev_ckpt_sorry@step-30", "ev_ckpt_sorry@step-40"}
+    assert "sorry@step-30" in f2.stages["figure2"].inputs
     merging = load_experiment("merging", "paper")
     assert len([s for s in merging.stages if s.startswith("merged@")]) == 11
 

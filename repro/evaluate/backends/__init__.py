@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from repro.errors import InputError
+from repro.models.card import CONFIG_ARCHITECTURES as _CONFIG_ARCH
 from repro.registry import Registry
 
 BACKENDS = Registry("backend")
@@ -31,9 +32,7 @@ GREEDY_SAMPLING: dict[str, Any] = {**PAPER_SAMPLING, "temperature": 0.0, "max_ne
 SAMPLING_PRESETS = {"paper": PAPER_SAMPLING, "greedy": GREEDY_SAMPLING}
 SAMPLING_KEYS = set(PAPER_SAMPLING) | {"seed"}
 
-ARCHITECTURES = ("llava", "causal_lm", "image_text_to_text")
-_CONFIG_ARCH = {"LlavaForConditionalGeneration": "llava",
-                "MllamaForConditionalGeneration": "image_text_to_text"}
+ARCHITECTURES = ("llava", "causal_lm", "image_text_to_text")  # what a backend can generate with
 
 
 @dataclass(frozen=True)
