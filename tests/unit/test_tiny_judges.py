@@ -92,7 +92,7 @@ def judge_model(world) -> Path:
 
 
 # ------------------------------------------------------------------ the training set
-@pytest.mark.parametrize("name", ["sorry_bench_judge", "wildguard"])
+@pytest.mark.parametrize("name", ["sorry_bench_judge", "wildguard", "llama_guard3"])
 def test_training_prompts_are_the_judges_own_prompts(tmp_path, name):
     template = generate("judge_train", tmp_path, seed=1, size=1, judge=name)["template"]
     judge, exact = JUDGES.get(name)(), ExactJudge(refusal=REFUSAL)
@@ -103,7 +103,9 @@ def test_training_prompts_are_the_judges_own_prompts(tmp_path, name):
             # the text trained on, up to the answer, is byte for byte what the judge sends
             assert prompt_text(template, sample.turns[0][1]) == judge.render(item)
             target, truth = judge.parse(sample.turns[1][1], item), exact.judge([item])[0]
-            assert target.parsed and target.refusal == truth.refusal == m["refusal"]
+            assert target.parsed
+            if name != "llama_guard3":  # Llama Guard says nothing about refusals (refusal None)
+                assert target.refusal == truth.refusal == m["refusal"]
             if m["harmful"]:
                 assert target.unsafe == truth.unsafe
     train = {(s.meta["request"], s.meta["response"]) for s in open_dataset(tmp_path).records("train")}
@@ -125,7 +127,11 @@ def test_stage_param_judge_reaches_the_generator(tmp_path):
         generate("sorry_bench", tmp_path / "x", seed=0, judge="wildguard")
 
 
-def test_judge_without_a_matching_template_is_refused(tmp_path):
+def test_judge_without_a_matching_template_is_refused(tmp_path, monkeypatch):
+    assert judge_template("llama_guard3") == "llama3"
+    from repro.evaluate.judges.llama_guard3 import LlamaGuard3Judge
+
+    monkeypatch.setattr(LlamaGuard3Judge, "render", lambda self, item: f"<<custom>>{item.prompt}")
     with pytest.raises(InputError, match="llama_guard3: no chat template"):
         judge_template("llama_guard3")
     with pytest.raises(InputError, match="param judge: 'exact' has no tiny training set"):
