@@ -150,3 +150,29 @@ def test_sweep_expands_propagates_and_gathers(experiments, tmp_path):
         "schema: 1\nstages:\n  a: {kind: test/write_text, sweep: {repeat: 2}}\n")
     with pytest.raises(InputError, match="sweep 'repeat': expected a non-empty list"):
         load_experiment("sw2", "tiny", root=experiments)
+
+
+def test_lock_of_a_killed_run_is_taken_over(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
+         "from repro.pipeline.lock import RunLock; lock = RunLock(Path(sys.argv[1])).__enter__(); "
+         "print('held', flush=True); time.sleep(60)", str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunsDirBusy, match=rf"pid {holder.pid} on host"):
+            with RunLock(tmp_path):
+                pass
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(timeout=10)
+        t0 = time.perf_counter()
+        with RunLock(tmp_path):  # the dead holder's record is left behind; the lock is free
+            assert time.perf_counter() - t0 < 5
+    finally:
+        if holder.poll() is None:
+            holder.kill()
