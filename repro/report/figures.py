@@ -143,7 +143,16 @@ def _pyplot():
     return plt
 
 
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)) if text else text
+
+
 def save_png(fig, path: Path) -> None:
+    for ax in fig.axes:  # long titles and labels would be cut at the figure's edge
+        ax.set_title(_wrap(ax.get_title(), 55), fontsize=9)
+        ax.set_xlabel(_wrap(ax.get_xlabel(), 65))
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=DPI, metadata=PNG_METADATA)
     _pyplot().close(fig)
@@ -167,14 +176,22 @@ def lines_figure(sweep: dict, path: Path, *, title: str, x_label: str, y_label: 
 
 
 def tradeoff_points(sweep: dict, safety: list[str], helpfulness: str) -> list[dict]:
-    by_role = {role: label for label, role in sweep["roles"].items()}
-    for role in [*safety, helpfulness]:
-        if role not in by_role:
-            raise InputError(f"report/sweep: plot tradeoff: role {role!r} is not one of the columns' roles")
+    def column(name: str) -> str:
+        """A column label, or a role that feeds exactly one column (a role with two metrics,
+        e.g. WildJailbreak's ASR and benign refusal, must be named by its column label)."""
+        if name in sweep["roles"]:
+            return name
+        labels = [label for label, role in sweep["roles"].items() if role == name]
+        if len(labels) != 1:
+            why = "is not a column or a role" if not labels else f"feeds {len(labels)} columns ({', '.join(labels)})"
+            raise InputError(f"report/sweep: plot tradeoff: {name!r} {why}; name a column label")
+        return labels[0]
+
+    safety_cols, help_col = [column(r) for r in safety], column(helpfulness)
     points = []
     for row in sweep["rows"]:
-        asr = [row["cells"][by_role[r]]["value"] for r in safety]
-        help_ = row["cells"][by_role[helpfulness]]["value"]
+        asr = [row["cells"][c]["value"] for c in safety_cols]
+        help_ = row["cells"][help_col]["value"]
         if not all(math.isfinite(v) for v in [*asr, help_]):
             raise InputError(f"report/sweep: variant {row['label']}: a plotted value is not finite")
         points.append({"label": row["label"], "asr": sum(asr) / len(asr), "helpfulness": help_})

@@ -161,3 +161,22 @@ def test_plan_shows_cache_state_gpus_and_hours(tmp_path):
     assert "[missing] gpus=4 estimate=" in result.output and "learning_rate: 5e-07" in result.output
     assert "total: 68 stages, 0 cached" in result.output
     assert not (tmp_path / "none").exists()  # plan creates nothing
+
+
+def test_tradeoff_names_a_shared_role_by_its_column_label(tmp_path):
+    # WildJailbreak feeds two columns (ASR and benign refusal): its role alone is ambiguous
+    inputs = {}
+    for w, asr, benign, h in [("0.0", 0.9, 0.1, 0.7), ("1.0", 0.2, 0.8, 0.4)]:
+        inputs[f"wjb@{w}"] = _eval_dir(tmp_path, f"w{w}", {"asr": asr, "benign_refusal_rate": benign})
+        inputs[f"h@{w}"] = _eval_dir(tmp_path, f"h{w}", {"acc": h}, benchmark="seed_bench")
+    cols = [{"label": "WJB ASR", "role": "wjb", "metric": "asr"},
+            {"label": "WJB benign refusal", "role": "wjb", "metric": "benign_refusal_rate"},
+            {"label": "H", "role": "h", "metric": "acc"}]
+    sweep = figures.build_sweep(inputs, cols, "merge")
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(InputError, match="'wjb' feeds 2 columns"):
+        figures.render(sweep, out, {"plot": "tradeoff", "safety": ["wjb"], "helpfulness": "h"})
+    figures.render(sweep, out, {"plot": "tradeoff", "safety": ["WJB ASR"], "helpfulness": "h"})
+    points = json.loads((out / "tradeoff.json").read_text())
+    assert [p["asr"] for p in points] == [0.9, 0.2]
