@@ -13,7 +13,7 @@ EXTRAS ?= train,eval,report,dev
 # The paper's experiments (docs/experiments.md); `all` runs them as one experiment, shared stages once.
 EXPERIMENTS := table1 figure2 data_filtering table2 layers objectives merging released
 
-.PHONY: setup test smoke verify bench clean reproduce-% reproduce-all docker-smoke
+.PHONY: setup test smoke verify bench bench-gpu clean reproduce-% reproduce-all docker-smoke
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,13 @@ verify: setup
 
 bench: setup
 	$(BIN)/python -m repro.bench --runs-dir bench
+
+# One CUDA GPU (H100-class) and a CUDA build of torch in $(VENV); vLLM optional. docs/benchmarks.md
+bench-gpu: setup
+	mkdir -p bench
+	$(BIN)/python -m repro.bench_train_gpu --json bench/train_gpu.json
+	$(BIN)/python -m repro.bench_eval_gpu --out bench/eval_gpu.json
+	$(BIN)/python -m repro.bench_eval_gpu --summary bench/train_gpu.json bench/eval_gpu.json
 
 clean:
 	rm -rf $(RUNS) bench

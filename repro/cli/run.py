@@ -26,10 +26,13 @@ def run_cmd(experiments, profile, runs_dir, overrides, then_verify):
     with RunLock(runs_dir):
         runner = Runner(runs_dir, echo=click.echo)
         manifests = []
-        for exp in loaded:
-            click.echo(f"== {exp.name} ({profile}) ==")
-            manifests.append(runner.run(exp))
-            click.echo(f"manifest: {manifests[-1]}")
+        try:
+            for exp in loaded:
+                click.echo(f"== {exp.name} ({profile}) ==")
+                manifests.append(runner.run(exp))
+                click.echo(f"manifest: {manifests[-1]}")
+        finally:
+            runner.close()
     click.echo(f"done in {time.perf_counter() - t0:.1f}s")
     if then_verify:
         from repro.cli.verify import verify_paths

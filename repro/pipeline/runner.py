@@ -66,6 +66,15 @@ class Runner:
         lock_file = pins.lock_path()
         self.lock_sha256 = sha256_file(lock_file) if lock_file.exists() else None
 
+    def close(self) -> None:
+        """Release what stages loaded into the shared cache (a vLLM engine left open can keep
+        the process from exiting)."""
+        for value in list(self.shared.values()):
+            close = getattr(value, "close", None)
+            if callable(close):
+                close()
+        self.shared.clear()
+
     def system(self) -> tuple[dict, str]:
         if self._system is None:
             system = describe_system()

@@ -114,6 +114,10 @@ def main(work: Path, report: Path) -> int:
     outs = vl.llm.generate([vl._prompt(r) for r in requests], vl.sampling_params(sampling), use_tqdm=False)
     vl_ids = [list(o.outputs[0].token_ids) for o in outs]
     vl_prompt_ids = [list(o.prompt_token_ids) for o in outs]
+    info = vl.info()
+    t0 = time.perf_counter()
+    vl.close()
+    timings["vllm_close_s"] = round(time.perf_counter() - t0, 2)
 
     mismatches, compared = [], 0
     for i, r in enumerate(requests):
@@ -126,7 +130,7 @@ def main(work: Path, report: Path) -> int:
     result = {"n_requests": len(requests), "n_with_image": sum(r.image is not None for r in requests),
               "tokens_compared": compared, "mismatches": mismatches, "timings": timings,
               "vllm_prompt_lengths": [len(p) for p in vl_prompt_ids],
-              "hf": hf.info(), "vllm": vl.info(), "sample": {"hf": hf_texts[:2], "vllm": vl_texts[:2]}}
+              "hf": hf.info(), "vllm": info, "sample": {"hf": hf_texts[:2], "vllm": vl_texts[:2]}}
     report.write_text(json.dumps(result, indent=1))
     print(json.dumps({k: result[k] for k in ("n_requests", "tokens_compared", "timings")}))
     print(f"{len(mismatches)} mismatching request(s)")

