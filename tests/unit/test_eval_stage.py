@@ -244,3 +244,13 @@ def test_every_benchmark_on_the_synthetic_world(bench, models, tmp_path):
     assert metrics["benchmark"] == bench and metrics["primary"] in metrics["metrics"]
     assert metrics["n"] == min(6, metrics["n_total"]) and metrics["partial"] == (metrics["n_total"] > 6)
     assert all(isinstance(v, float) for v in metrics["metrics"].values())
+
+
+def test_unknown_backend_option_is_an_error(tmp_path):
+    from repro.evaluate.backends import get_backend
+    from repro.pipeline.context import StageContext
+
+    ctx = StageContext(experiment="e", name="s", kind="evaluate/benchmark", params={}, inputs={},
+                       out=tmp_path, seed=0, profile="tiny")
+    with pytest.raises(InputError, match="backend 'hf': unknown option 'enforce_eager'"):
+        get_backend("hf", tmp_path, ctx, enforce_eager=True)

@@ -88,7 +88,13 @@ def read_model_info(model_dir: Path) -> dict[str, Any]:
 
 def get_backend(name: str, model_dir: Path, ctx, **options: Any):
     """The backend ``name`` for ``model_dir``, loaded once per process (cached in ``ctx.shared``)."""
+    import inspect
+
     cls = BACKENDS.get(name)
+    accepted = set(inspect.signature(cls).parameters) - {"model_dir"}
+    unknown = sorted(set(options) - accepted)
+    if unknown:  # never silently ignore an option the user set (e.g. a misspelt one)
+        raise InputError(f"backend {name!r}: unknown option {unknown[0]!r} (accepted: {', '.join(sorted(accepted))})")
     key = ("backend", name, str(Path(model_dir).resolve()),
            json.dumps(options, sort_keys=True, default=str))
     if key not in ctx.shared:

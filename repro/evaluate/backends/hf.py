@@ -24,7 +24,7 @@ class HFBackend:
     name = "hf"
 
     def __init__(self, model_dir: Path, dtype: str | None = None, device: str | None = None,
-                 batch_size: int = 8, **_: Any):
+                 batch_size: int = 8):
         import torch
         import transformers as tf
 

@@ -38,7 +38,7 @@ class VLLMBackend:
 
     def __init__(self, model_dir: Path, dtype: str | None = None, tensor_parallel_size: int = 1,
                  max_model_len: int | None = None, gpu_memory_utilization: float = 0.9,
-                 seed: int = 0, **_: Any):
+                 seed: int = 0):
         vllm = _import_vllm()
         import torch
 
