@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from repro.errors import InputError
 from repro.models.card import read_model_card
 
 FEATURES = ("last-token hidden state per decoder layer, chat-template generation prompt, "
@@ -23,10 +22,7 @@ def load_model(model_dir: Path, dtype: str | None = None, device: str | None = N
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlavaForConditionalGeneration
 
-    card = read_model_card(model_dir)
-    if card["architecture"] not in ("causal_lm", "llava"):
-        raise InputError(f"{model_dir / 'repro_model.json'}: architecture: {card['architecture']!r} "
-                         "is neither 'causal_lm' nor 'llava'")
+    card = read_model_card(model_dir, expect=("causal_lm", "llava"))
     cls = LlavaForConditionalGeneration if card["architecture"] == "llava" else AutoModelForCausalLM
     model = cls.from_pretrained(model_dir, use_safetensors=True,
                                 dtype=getattr(torch, dtype) if dtype else None)

@@ -129,11 +129,7 @@ def fetch_dataset_stage(ctx) -> None:
               "lock_key": key}
     (ctx.out / "DATASET.json").write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     counts = check_dataset(ctx.out, loader, splits if isinstance(splits, list) else ([splits] if splits else None))
-    ann = {"lock_key": key, "lock_kind": KIND, "source": src.source, **src.annotations}
-    if rec["verified_files"]:
-        ann["verified_files"] = rec["verified_files"]
-    if rec["unpacked"]:
-        ann["unpacked"] = rec["unpacked"]
-    ctx.add_dependency(entry["id"], uri=hub.dep_uri(entry), revision=src.revision, digest=rec["digest"], **ann)
+    hub.record_dependency(ctx, entry, KIND, key, src, rec["digest"],
+                          verified_files=rec["verified_files"], unpacked=rec["unpacked"])
     ctx.write_metrics({"dataset": loader, "lock_key": key, "id": entry["id"], "revision": src.revision,
                        "pinned": src.pinned, "files": rec["files"], "counts": counts})

@@ -266,6 +266,15 @@ def is_foreign(rel: str) -> bool:
     return rel.endswith(tuple(p[1:] for p in FOREIGN_WEIGHTS))
 
 
+def record_dependency(ctx, entry: dict, kind: str, key: str, src: Source, digest: dict,
+                      **extra) -> None:
+    """Record a fetched model/dataset: the lock key and kind that `repro verify` checks against
+    manifest.lock, where it came from, and any non-empty extras (verified files, ...)."""
+    ann = {"lock_key": key, "lock_kind": kind, "source": src.source, **src.annotations}
+    ann.update({k: v for k, v in extra.items() if v})
+    ctx.add_dependency(entry["id"], uri=dep_uri(entry), revision=src.revision, digest=digest, **ann)
+
+
 def lock_entry(lock: dict | None, kind: str, key: str) -> dict:
     """``lock[kind][key]``; the repository's manifest.lock when the caller has none loaded."""
     return pins.find_pin(lock if lock else pins.load_lock(), kind, key)

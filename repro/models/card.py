@@ -24,8 +24,9 @@ def write_model_card(out_dir: Path, **fields: Any) -> None:
     (out_dir / REPRO_MODEL_FILE).write_text(json.dumps(fields, indent=2, sort_keys=True) + "\n")
 
 
-def read_model_card(model_dir: Path) -> dict[str, Any]:
-    """Read ``repro_model.json``, with a one-line error naming the file when missing or invalid."""
+def read_model_card(model_dir: Path, expect: tuple[str, ...] | str | None = None) -> dict[str, Any]:
+    """Read ``repro_model.json``, with a one-line error naming the file when missing or invalid,
+    or when its architecture is not one of ``expect``."""
     path = Path(model_dir) / REPRO_MODEL_FILE
     try:
         card = json.loads(path.read_text())
@@ -35,4 +36,8 @@ def read_model_card(model_dir: Path) -> dict[str, Any]:
         raise InputError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(card, dict) or "architecture" not in card:
         raise InputError(f"{path}: architecture: field missing")
+    allowed = (expect,) if isinstance(expect, str) else expect
+    if allowed and card["architecture"] not in allowed:
+        raise InputError(f"{path}: architecture: expected {' or '.join(map(repr, allowed))}, "
+                         f"got {card['architecture']!r}")
     return card

@@ -128,13 +128,11 @@ def fetch_model_stage(ctx) -> None:
             src = download_model(entry, key, dest, allow_unpinned, allow_pickle)
         rec = fetch_model(ctx.out, entry, key, src, allow_pickle=allow_pickle,
                           template=ctx.param("template", None), log=ctx.log)
-    ann = {"lock_key": key, "lock_kind": KIND, "source": src.source, **src.annotations}
-    if rec["verified_files"]:
-        ann["verified_files"] = rec["verified_files"]
+    hub.record_dependency(ctx, entry, KIND, key, src, rec["digest"],
+                          verified_files=rec["verified_files"],
+                          converted_from_pickle=rec["converted_from_pickle"])
     if rec["converted_from_pickle"]:
-        ann["converted_from_pickle"] = rec["converted_from_pickle"]
         ctx.protocol("pickle_conversion", "torch.load(weights_only=True) of digest-pinned .bin -> safetensors")
-    ctx.add_dependency(entry["id"], uri=hub.dep_uri(entry), revision=src.revision, digest=rec["digest"], **ann)
     if "template" in rec["card"]:
         ctx.protocol("chat_template", rec["card"]["template"])
     ctx.write_metrics({"model": key, "id": entry["id"], "revision": src.revision, "pinned": src.pinned,

@@ -34,10 +34,7 @@ _VISION_PREFIX, _VISION_PREFIX_VLLM = "vision_tower.", "vision_tower.vision_mode
 def _load_llm(llm_dir: Path, dtype):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    card = read_model_card(llm_dir)
-    if card["architecture"] != "causal_lm":
-        raise InputError(f"{llm_dir / 'repro_model.json'}: architecture: expected 'causal_lm', "
-                         f"got {card['architecture']!r}")
+    card = read_model_card(llm_dir, expect="causal_lm")
     if not card.get("template"):
         raise InputError(f"{llm_dir / 'repro_model.json'}: template: field missing")
     llm = AutoModelForCausalLM.from_pretrained(llm_dir, use_safetensors=True, dtype=dtype)

@@ -72,12 +72,10 @@ def verify_manifest(manifest_path: Path, strict: bool = False) -> tuple[Verifica
     else:
         v.ok(f"manifest {manifest_path.name}")
     _check_system(v, runs, manifest)
-    outputs: dict[str, str] = {}
     lock = pins.load_lock()
     for name, entry in manifest.get("stages", {}).items():
         statement = _check_stage(v, runs, name, entry)
         if statement is not None:
-            outputs[name] = output_digest(statement)
             _check_chain(v, name, statement, manifest["stages"])
             _check_external(v, name, statement, lock)
     _check_results(v, runs, manifest)

@@ -113,9 +113,6 @@ def _load(card: dict, model_dir: Path, dtype: str):
         ref, _ = load_llava(model_dir, dtype=dtype)
         freeze_for_mode(model, "finetune")
         return model.train(), ref.requires_grad_(False), processor, group_of, _rename_vision_keys
-    if card["architecture"] != "causal_lm":
-        raise InputError(f"{model_dir / 'repro_model.json'}: architecture: {card['architecture']!r}; "
-                         "expected 'llava' or 'causal_lm'")
     kw = dict(use_safetensors=True, dtype=getattr(torch, dtype))
     model = AutoModelForCausalLM.from_pretrained(model_dir, **kw)
     ref = AutoModelForCausalLM.from_pretrained(model_dir, **kw).eval().requires_grad_(False)
@@ -176,7 +173,7 @@ def run_dpo(ctx, callbacks=()) -> None:
     if beta <= 0 or eval_pairs < 1:
         raise InputError(f"params: beta {beta} must be > 0 and margin_eval_pairs {eval_pairs} >= 1")
     model_dir = ctx.input("model")
-    card = read_model_card(model_dir)
+    card = read_model_card(model_dir, expect=("llava", "causal_lm"))
     pairs, mixture = load_mixture(ctx, load_pairs)
     ctx.seed_everything()
     with work_dir(ctx.scratch) as work:

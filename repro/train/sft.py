@@ -6,7 +6,6 @@ Inputs: ``model`` = a ``causal_lm`` checkpoint dir, ``data`` = a conversation da
 
 from __future__ import annotations
 
-from repro.errors import InputError
 
 
 def run_text_sft(ctx, callbacks=()) -> None:
@@ -24,10 +23,7 @@ def run_text_sft(ctx, callbacks=()) -> None:
     quiet_libraries()  # before any model is loaded: no progress bars in the run log
     params = read_params(ctx)
     model_dir = ctx.input("model")
-    card = read_model_card(model_dir)
-    if card["architecture"] != "causal_lm":
-        raise InputError(f"{model_dir / 'repro_model.json'}: architecture: expected 'causal_lm', "
-                         f"got {card['architecture']!r}")
+    card = read_model_card(model_dir, expect="causal_lm")
     template = card.get("template")
     samples = load_conversations(ctx.input("data"), ctx.param("split", None))
     ctx.seed_everything()

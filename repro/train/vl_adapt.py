@@ -71,10 +71,7 @@ def run_vl_adapt(ctx, callbacks=()) -> None:
     quiet_libraries()  # before any model is loaded: no progress bars in the run log
     params = read_params(ctx)
     model_dir = ctx.input("model")
-    card = read_model_card(model_dir)
-    if card["architecture"] != "llava":
-        raise InputError(f"{model_dir / 'repro_model.json'}: architecture: expected 'llava', "
-                         f"got {card['architecture']!r}")
+    card = read_model_card(model_dir, expect="llava")
     template = card.get("template")
     samples, mixture = load_mixture(ctx, load_conversations)
     ctx.seed_everything()
