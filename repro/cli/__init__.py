@@ -18,9 +18,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from repro.cli import env, fetch, inspect, run, verify
+    from repro.cli import env, fetch, inspect, run, stage, verify
 
-    for module in (run, inspect, verify, env, fetch):
+    for module in (run, inspect, verify, env, fetch, stage):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -4,10 +4,11 @@ finished run's manifest as report.md (runs nothing)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
-from repro.cli.options import profile_option, runs_dir_option, set_option
+from repro.cli.options import executor_options, profile_option, runs_dir_option, set_option
 
 
 @click.command("list")
@@ -45,13 +46,17 @@ def status_cmd(experiment, profile, runs_dir, overrides):
 @profile_option
 @runs_dir_option
 @set_option
-def plan_cmd(experiment, profile, runs_dir, overrides):
-    """Every stage with its resolved params, whether it is cached in RUNS_DIR, the GPUs it needs
-    and a GPU-hour estimate (cost model: repro/report/estimates.py); nothing is run."""
+@executor_options
+def plan_cmd(experiment, profile, runs_dir, overrides, executor_name, executor_config):
+    """Every stage with its resolved params, whether it is cached in RUNS_DIR, where it runs
+    (executor, image), its launch command, the GPUs it needs and a GPU-hour estimate (cost
+    model: repro/report/estimates.py); nothing is run."""
     from repro.config.load import load_experiment
+    from repro.executors import make_executor
     from repro.report.estimates import estimate, total_hours
 
     exp = load_experiment(experiment, profile, overrides)
+    executor = make_executor(executor_name, profile, executor_config)
     states = _states(exp, runs_dir)
     click.echo(f"{exp.name} ({profile}) from {exp.source}")
     estimates = []
@@ -61,6 +66,9 @@ def plan_cmd(experiment, profile, runs_dir, overrides):
         hours = f"{est.gpu_hours:.1f} GPU-h" if est.gpu_hours is not None else "-"
         click.echo(f"- {spec.name}: {spec.kind} seed={spec.seed} inputs={json.dumps(spec.inputs)}")
         click.echo(f"    [{states.get(spec.name, 'missing')}] gpus={est.gpus} estimate={hours} ({est.note})")
+        click.echo(f"    runs: {_where(executor.describe(spec.kind, profile))}")
+        if spec.params.get("launch"):
+            click.echo(f"    launch: {_launch_line(spec.params['launch'])}")
         for key, value in sorted(spec.params.items()):
             click.echo(f"    {key}: {json.dumps(value)}")
     todo = [e for e, s in zip(estimates, exp.stages) if states.get(s) != "done"]
@@ -69,6 +77,26 @@ def plan_cmd(experiment, profile, runs_dir, overrides):
                f"max GPUs per stage {max((e.gpus for e in estimates), default=0)}; "
                f"estimate {total_hours(estimates):.1f} GPU-h in all, {total_hours(todo):.1f} GPU-h "
                "still to run (assumptions: repro/report/estimates.py)")
+
+
+def _where(where: dict) -> str:
+    image = f" image {where['image']} ({where['role']})" if where.get("image") else ""
+    extra = f" via {where['runtime']}" if where.get("runtime") else ""
+    return f"{where['executor']}{image}{extra}"
+
+
+def _launch_line(config: str) -> str:
+    """The command each rank set runs (the stage writes <spec.json> when it starts)."""
+    import shlex
+
+    from repro.train.launch import LAUNCH_DIR, accelerate_command
+
+    cmd = accelerate_command(Path("<spec.json>"), config=str(config), wrap=False)
+    cmd[0] = "python"  # this interpreter's path says nothing about the machine that will run it
+    cmd = [c.replace(f"{LAUNCH_DIR.parents[1]}/", "") for c in cmd]  # repository-relative
+    note = ("  (on each node through srun, with --num_machines, --main_process_ip and "
+            "--machine_rank $SLURM_NODEID)") if config == "accelerate_multinode" else ""
+    return " ".join(shlex.quote(c) for c in cmd) + note
 
 
 def _states(exp, runs_dir) -> dict[str, str]:

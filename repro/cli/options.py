@@ -10,3 +10,12 @@ runs_dir_option = click.option("--runs-dir", type=click.Path(path_type=Path), de
                                show_default=True, help="Where stage outputs and manifests live.")
 set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                           help="Override a value, e.g. stage1.params.learning_rate=1e-3.")
+
+
+def executor_options(fn):
+    """``--executor`` and ``--executor-config`` (where stages run; configs/executors.yaml)."""
+    fn = click.option("--executor-config", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+                      default=None, help="YAML overriding configs/executors.yaml.")(fn)
+    return click.option("--executor", "executor_name", type=click.Choice(["local", "docker", "slurm"]),
+                        default="local", show_default=True,
+                        help="Where stages run: this process, their Docker image, or SLURM jobs.")(fn)

@@ -6,7 +6,7 @@ import time
 
 import click
 
-from repro.cli.options import profile_option, runs_dir_option, set_option
+from repro.cli.options import executor_options, profile_option, runs_dir_option, set_option
 
 
 @click.command("run")
@@ -14,17 +14,20 @@ from repro.cli.options import profile_option, runs_dir_option, set_option
 @profile_option
 @runs_dir_option
 @set_option
+@executor_options
 @click.option("--verify/--no-verify", "then_verify", default=False, help="Run `repro verify` afterwards.")
-def run_cmd(experiments, profile, runs_dir, overrides, then_verify):
+def run_cmd(experiments, profile, runs_dir, overrides, executor_name, executor_config, then_verify):
     """Run EXPERIMENTS (see `repro list`)."""
     from repro.config.load import load_experiment
+    from repro.executors import make_executor
     from repro.pipeline.lock import RunLock
     from repro.pipeline.runner import Runner
 
     loaded = [load_experiment(name, profile, overrides) for name in experiments]
     t0 = time.perf_counter()
     with RunLock(runs_dir):
-        runner = Runner(runs_dir, echo=click.echo)
+        executor = make_executor(executor_name, profile, executor_config)
+        runner = Runner(runs_dir, echo=click.echo, executor=executor)
         manifests = []
         try:
             for exp in loaded:

@@ -58,15 +58,18 @@ def _env() -> dict:
     return environment_fingerprint()
 
 
-def key_components(kind: str, params: dict, seed: int, input_digests: dict[str, str]) -> dict:
+def key_components(kind: str, params: dict, seed: int, input_digests: dict[str, str], *,
+                   code: str | None = None, environment: dict | None = None) -> dict:
+    """``code``/``environment``: those of where the stage runs (an executor's probe); this
+    process's by default."""
     return {
         "key_schema": KEY_SCHEMA,
         "kind": kind,
-        "code": code_fingerprint(),
+        "code": code or code_fingerprint(),
         "params": {k: v for k, v in params.items() if k not in EXECUTION_ONLY_PARAMS},
         "seed": seed,
         "inputs": dict(sorted(input_digests.items())),
-        "environment": _env(),
+        "environment": environment if environment is not None else _env(),
     }
 
 

@@ -16,6 +16,8 @@ from typing import Callable
 
 from repro.config.schema import Experiment, StageSpec
 from repro.errors import InputError
+from repro.executors.base import Executor, StageJob, image_role
+from repro.executors.request import make_request
 from repro.pipeline import cache
 from repro.pipeline.context import StageContext
 from repro.pipeline.store import RESERVED, Store
@@ -24,7 +26,6 @@ from repro.provenance.digest import digest_tree, sha256_file
 from repro.provenance.record import (output_digest, seal, stage_statement, subject_files,
                                      write_json_atomic)
 from repro.provenance.system import describe_system
-from repro.stages import STAGE_KINDS
 
 
 @dataclass
@@ -56,9 +57,13 @@ def intact(store: Store, key: str, statement: dict) -> tuple[bool, str]:
 
 
 class Runner:
-    def __init__(self, runs_dir: Path, echo: Callable[[str], None] = print):
+    def __init__(self, runs_dir: Path, echo: Callable[[str], None] = print,
+                 executor: Executor | None = None):
+        from repro.executors.local import LocalExecutor
+
         self.store = Store(runs_dir)
         self.echo = echo
+        self.executor = executor or LocalExecutor()
         self.shared: dict = {}  # models etc. loaded once per process, shared across stages
         self._keys: dict[str, str] = {}  # stage name -> store key, in the experiment being run
         self._system: tuple[dict, str] | None = None
@@ -74,6 +79,7 @@ class Runner:
             if callable(close):
                 close()
         self.shared.clear()
+        self.executor.close()
 
     def system(self) -> tuple[dict, str]:
         if self._system is None:
@@ -105,7 +111,10 @@ class Runner:
 
     def _stage(self, exp: Experiment, spec: StageSpec, digests: dict[str, str], invocation: str):
         inputs = {role: digests[up] for role, up in spec.inputs.items()}
-        components = cache.key_components(spec.kind, spec.params, spec.seed, inputs)
+        # keyed by the code and environment of where the stage will run (a container's own)
+        where = self.executor.probe(image_role(spec.kind))
+        components = cache.key_components(spec.kind, spec.params, spec.seed, inputs,
+                                          code=where["code"], environment=where["environment"])
         key = cache.stage_key(components)
         statement = self.store.statement(key)
         note = ""
@@ -115,25 +124,25 @@ class Runner:
                 return Outcome(spec.name, spec.kind, key, "cached", 0.0), statement
             note = f"rebuilt: {why}"
         t0 = time.perf_counter()
-        statement = self._build(exp, spec, key, components, invocation)
+        statement = self._build(exp, spec, key, components, invocation, where["git"])
         return Outcome(spec.name, spec.kind, key, "ran", time.perf_counter() - t0, note), statement
 
-    def _build(self, exp: Experiment, spec: StageSpec, key: str, components: dict, invocation: str) -> dict:
-        fn = STAGE_KINDS.get(spec.kind)
+    def _build(self, exp: Experiment, spec: StageSpec, key: str, components: dict, invocation: str,
+               git: dict) -> dict:
         build = self.store.new_build_dir(key)
         try:
-            ctx = StageContext(
+            out = build / "out"
+            out.mkdir(exist_ok=True)
+            request = make_request(
                 experiment=exp.name, name=spec.name, kind=spec.kind, params=dict(spec.params),
                 inputs={role: self.store.out(self._key_of(up)) for role, up in spec.inputs.items()},
-                out=build / "out", seed=spec.seed, profile=exp.profile, lock=self.lock,
-                scratch=self.store.scratch(key), shared=self.shared)
-            ctx.seed_everything()
-            started = _now()
-            fn(ctx)
-            finished = _now()
-            _refuse_links(spec.name, ctx.out)
-            files = digest_tree(ctx.out)
-            _, system_sha = self.system()
+                out=out, seed=spec.seed, profile=exp.profile, scratch=self.store.scratch(key),
+                runs=self.store.root)
+            result = self.executor.run(StageJob(request=request, build=build, runs=self.store.root,
+                                                key=key, echo=self.echo, shared=self.shared))
+            _refuse_links(spec.name, out)
+            files = digest_tree(out)
+            system_sha = self.store.save_system(result.system)
             inputs = [{"name": f"input:{role}", "uri": f"repro-stage:{up}",
                        "digest": {"dirHash1": components["inputs"][role]},
                        "annotations": {"stage": up, "cache_key": self._key_of(up)}}
@@ -141,9 +150,10 @@ class Runner:
             statement = stage_statement(
                 experiment=exp.name, stage=spec.name, kind=spec.kind, profile=exp.profile,
                 params=spec.params, seed=spec.seed, key=key, components=components, files=files,
-                inputs=inputs, dependencies=ctx.dependencies, protocol=ctx.protocol_choices,
-                code=cache.git_revision(), lock_sha256=self.lock_sha256, system_sha256=system_sha,
-                started=started, finished=finished, invocation=invocation)
+                inputs=inputs, dependencies=result.dependencies, protocol=result.protocol,
+                code=git, lock_sha256=self.lock_sha256, system_sha256=system_sha,
+                started=result.started, finished=result.finished, invocation=invocation,
+                execution=result.execution)
             write_json_atomic(build / "statement.json", statement)
             self.store.publish(build, key)
             self._keys[spec.name] = key

@@ -194,19 +194,40 @@ def image_ref(lock: dict, name: str) -> str:
     return f"{img['ref']}@{img['digest']}"
 
 
-def _recipe(lock: dict, name: str):
+def _recipe(lock: dict, name: str, offline_base: str | None = None):
     if name not in IMAGE_BUILDS:
         raise InputError(f"manifest.lock: images.{name}: no build recipe (one of {', '.join(IMAGE_BUILDS)})")
     dockerfile, req, extra = IMAGE_BUILDS[name]
+    lock_sha = find_pin(lock, "python_locks", req)["sha256"]
+    if offline_base is not None:
+        return dockerfile, *_offline_base(name, offline_base), lock_sha, extra
     ref, digest = image_ref(lock, name).split("@", 1)
-    return dockerfile, ref, digest, find_pin(lock, "python_locks", req)["sha256"], extra
+    return dockerfile, ref, digest, lock_sha, extra
 
 
-def build_args(lock: dict, name: str) -> list[str]:
-    """docker build arguments for one image: Dockerfile, base ref and digest, lock digest, variant."""
-    dockerfile, ref, digest, lock_sha, extra = _recipe(lock, name)
+def _offline_base(name: str, base: str) -> tuple[str, str]:
+    """``name@sha256:<image ID>`` of a base made locally (no registry reachable): the ID is the
+    digest of the image's content, so the build stays pinned; images built on it record it."""
+    ref, _, digest = base.partition("@")
+    if not ref or not _DIGEST.match(digest):
+        raise InputError(f"--offline-base {base!r}: expected <name>@sha256:<64 hex> (a local image ID)")
+    return ref, digest
+
+
+def build_arg_values(lock: dict, name: str, offline_base: str | None = None) -> tuple[str, dict[str, str]]:
+    """(Dockerfile, build args) for one image: base ref and digest, lock digest, variant."""
+    dockerfile, ref, digest, lock_sha, extra = _recipe(lock, name, offline_base)
+    args = {"BASE_REF": ref, "BASE_DIGEST": digest, "PYTHON_LOCK_SHA256": lock_sha, **extra}
+    if offline_base is not None:
+        args["BASE_IMAGE"] = digest  # FROM <image ID>: a local image has no registry digest
+    return dockerfile, args
+
+
+def build_args(lock: dict, name: str, offline_base: str | None = None) -> list[str]:
+    """docker build arguments for one image, as command-line words."""
+    dockerfile, values = build_arg_values(lock, name, offline_base)
     args = ["-f", dockerfile]
-    for key, value in {"BASE_REF": ref, "BASE_DIGEST": digest, "PYTHON_LOCK_SHA256": lock_sha, **extra}.items():
+    for key, value in values.items():
         args += ["--build-arg", f"{key}={value}"]
     return args
 
@@ -250,7 +271,10 @@ def main(argv=None) -> int:
     parser.add_argument("--lock", help="manifest.lock to use (default: $REPRO_LOCK or the repository's)")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("check", help="validate the schema and the requirements lock digests")
-    sub.add_parser("build-args", help="print docker build arguments").add_argument("image")
+    bargs = sub.add_parser("build-args", help="print docker build arguments")
+    bargs.add_argument("image")
+    bargs.add_argument("--offline-base", metavar="NAME@sha256:ID",
+                       help="a base image made locally (scripts/docker/build-offline.sh) instead of the pinned one")
     sub.add_parser("compose-env", help="print .env lines for docker compose")
     sub.add_parser("sync-locks", help="record the sha256 of requirements/*.txt")
     setd = sub.add_parser("set-digest", help="record a base image digest read from the registry")
@@ -266,7 +290,7 @@ def main(argv=None) -> int:
                 print(line, file=sys.stderr)
             return 1 if problems else 0
         if args.cmd == "build-args":
-            print(" ".join(build_args(lock, args.image)))
+            print(" ".join(build_args(lock, args.image, args.offline_base)))
         elif args.cmd == "compose-env":
             print("\n".join(compose_env(lock)))
         elif args.cmd == "sync-locks":

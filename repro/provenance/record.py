@@ -48,7 +48,8 @@ def stage_statement(*, experiment: str, stage: str, kind: str, profile: str, par
                     seed: int, key: str, components: dict, files: dict[str, str],
                     inputs: list[dict], dependencies: list[dict], protocol: dict,
                     code: dict, lock_sha256: str | None, system_sha256: str,
-                    started: str, finished: str, invocation: str) -> dict:
+                    started: str, finished: str, invocation: str,
+                    execution: dict | None = None) -> dict:
     resolved = list(inputs) + list(dependencies) + [
         {"name": "code:repro", "digest": {"sha256": components["code"]},
          "annotations": {"gitCommit": code.get("commit"), "dirty": code.get("dirty"), "version": __version__}},
@@ -71,12 +72,33 @@ def stage_statement(*, experiment: str, stage: str, kind: str, profile: str, par
                 "resolvedDependencies": resolved,
             },
             "runDetails": {
-                "builder": {"id": BUILDER_ID},
+                "builder": builder(execution),
                 "metadata": {"invocationId": invocation, "startedOn": started, "finishedOn": finished},
-                "byproducts": [{"name": "system", "digest": {"sha256": system_sha256}}],
+                "byproducts": [{"name": "system", "digest": {"sha256": system_sha256}},
+                               {"name": "execution", "annotations": execution or {"executor": "local"}}],
             },
         },
     }
+
+
+def builder(execution: dict | None) -> dict:
+    """SLSA builder: the kit, plus the container image the stage ran in (by image ID), if any."""
+    out: dict[str, Any] = {"id": BUILDER_ID}
+    image = (execution or {}).get("image")
+    if image:
+        algo, _, hexdigest = image["id"].partition(":")
+        out["builderDependencies"] = [{"name": f"image:{image.get('lock_image')}", "uri": image["ref"],
+                                       "digest": {algo: hexdigest},
+                                       "annotations": {"repoDigests": image.get("repo_digests", []),
+                                                       "labels": image.get("labels", {})}}]
+    return out
+
+
+def execution_record(statement: dict) -> dict:
+    for item in statement["predicate"]["runDetails"].get("byproducts", []):
+        if item.get("name") == "execution":
+            return item.get("annotations") or {}
+    return {}
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

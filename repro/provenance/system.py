@@ -72,12 +72,13 @@ def _mem_total() -> str | None:
     return None
 
 
-def _gpus() -> list[dict]:
+def gpu_inventory() -> list[dict]:
+    """The GPUs this process can see, as the driver reports them (empty without nvidia-smi)."""
     if not shutil.which("nvidia-smi"):
         return []
     try:
         out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,memory.total,driver_version,clocks.max.sm",
+            ["nvidia-smi", "--query-gpu=name,memory.total,driver_version,clocks.max.sm,index,uuid",
              "--format=csv,noheader"], capture_output=True, text=True, timeout=20, check=True,
         ).stdout
     except (subprocess.SubprocessError, OSError):
@@ -85,8 +86,8 @@ def _gpus() -> list[dict]:
     gpus = []
     for line in out.strip().splitlines():
         parts = [p.strip() for p in line.split(",")]
-        if len(parts) == 4:
-            gpus.append(dict(zip(("name", "memory", "driver", "max_sm_clock"), parts)))
+        if len(parts) == 6:
+            gpus.append(dict(zip(("name", "memory", "driver", "max_sm_clock", "index", "uuid"), parts)))
     return gpus
 
 
@@ -112,7 +113,7 @@ def _torch_libraries(have_gpu: bool) -> dict:
 
 
 def describe_system() -> dict:
-    cpu, gpus = _cpu_info(), _gpus()
+    cpu, gpus = _cpu_info(), gpu_inventory()
     libs = _torch_libraries(bool(gpus))
     cores = os.cpu_count()
     versions = package_versions()

@@ -16,8 +16,9 @@ from pathlib import Path
 from repro.errors import InputError
 from repro.provenance import pins
 from repro.provenance.digest import dir_hash, digest_tree, sha256_file
-from repro.provenance.record import (STATEMENT_TYPE, TEST_RESULT_PREDICATE, output_digest,
-                                     read_json, seal_ok, subject_files, write_json_atomic)
+from repro.provenance.record import (STATEMENT_TYPE, TEST_RESULT_PREDICATE, execution_record,
+                                     output_digest, read_json, seal_ok, subject_files,
+                                     write_json_atomic)
 
 
 @dataclass
@@ -78,6 +79,7 @@ def verify_manifest(manifest_path: Path, strict: bool = False) -> tuple[Verifica
         if statement is not None:
             _check_chain(v, name, statement, manifest["stages"])
             _check_external(v, name, statement, lock)
+            _check_image(v, name, statement, lock)
     _check_results(v, runs, manifest)
     _check_lock_file(v, manifest)
     return v, manifest
@@ -162,6 +164,38 @@ def _check_external(v: Verification, name: str, statement: dict, lock: dict) -> 
             v.warn(f"stage {name}", f"{dep['name']}: input is unpinned in manifest.lock")
         elif ann.get("revision") != entry["revision"]:
             v.fail(f"stage {name}", f"{dep['name']}: revision {ann.get('revision')} != locked {entry['revision']}")
+
+
+def _check_image(v: Verification, name: str, statement: dict, lock: dict) -> None:
+    """Did the stage run in an image built from the pins of manifest.lock? A paper-profile
+    stage run on the host is a deviation (warned); an image built from other pins fails."""
+    execution = execution_record(statement)
+    image = execution.get("image")
+    profile = statement["predicate"]["buildDefinition"]["externalParameters"].get("profile")
+    if not image:
+        if profile == "paper":
+            v.warn(f"stage {name}", f"ran on the host (executor {execution.get('executor', 'local')}), "
+                   "not in an image pinned in manifest.lock")
+        return
+    pinned = (lock.get("images") or {}).get(image.get("lock_image") or "")
+    if pinned is None:
+        v.fail(f"stage {name}", f"ran in {image.get('ref')}, built for images.{image.get('lock_image')}, "
+               "which manifest.lock does not have")
+        return
+    where = f"ran in {image.get('ref')} ({image.get('id')})"
+    base = (image.get("labels") or {}).get("org.opencontainers.image.base.digest")
+    if pinned.get("digest") is None:
+        v.warn(f"stage {name}", f"{where}; images.{image['lock_image']} is unpinned in manifest.lock, "
+               f"so its base {base} cannot be checked")
+    elif base != pinned["digest"]:
+        v.fail(f"stage {name}", f"{where}, built on base {base}; manifest.lock pins "
+               f"images.{image['lock_image']} at {pinned['digest']}")
+        return
+    req = pins.IMAGE_BUILDS.get(image["lock_image"], (None, None, None))[1]
+    locked = ((lock.get("python_locks") or {}).get(req) or {}).get("sha256")
+    if locked and image.get("python_lock_sha256") != locked:
+        v.fail(f"stage {name}", f"{where}, with Python lock {image.get('python_lock_sha256')}; "
+               f"manifest.lock has {req} at {locked}")
 
 
 def _check_results(v: Verification, runs: Path, manifest: dict) -> None:

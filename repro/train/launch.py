@@ -36,10 +36,11 @@ def config_path(name: str) -> Path:
 
 
 def accelerate_command(spec: Path, *, config: str | None, num_processes: int | None = None,
-                       cpu: bool = False, extra: list[str] | None = None) -> list[str]:
+                       cpu: bool = False, extra: list[str] | None = None, wrap: bool = True) -> list[str]:
     """The command line running ``spec`` on every rank: ``accelerate launch`` with a config;
     with ``cpu``, torch's own launcher (DDP over gloo), because accelerate's multi-CPU path
-    needs MPI/oneCCL, which a CPU test machine does not have."""
+    needs MPI/oneCCL, which a CPU test machine does not have. ``wrap=False``: the multi-node
+    command as one node runs it, without the ``srun`` around it (for ``repro plan``)."""
     if cpu:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                f"--nproc_per_node={num_processes or 1}"]
@@ -50,7 +51,7 @@ def accelerate_command(spec: Path, *, config: str | None, num_processes: int | N
         if num_processes is not None:
             cmd += ["--num_processes", str(num_processes)]
     cmd += list(extra or []) + ["-m", "repro.train.launch", str(spec)]
-    return slurm_wrap(cmd) if config == "accelerate_multinode" else cmd
+    return slurm_wrap(cmd) if wrap and config == "accelerate_multinode" else cmd
 
 
 def slurm_wrap(cmd: list[str]) -> list[str]:

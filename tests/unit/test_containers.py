@@ -100,7 +100,10 @@ def _lock_entries(path: Path):
 def test_dockerfile_base_ref_matches_lock(lock, image):
     dockerfile = DOCKERFILES[image]
     assert _arg_default(dockerfile, "BASE_REF") == lock["images"][image]["ref"]
-    assert re.search(r"^FROM \$\{BASE_REF\}@\$\{BASE_DIGEST\}$", dockerfile.read_text(), flags=re.M)
+    text = dockerfile.read_text()
+    # FROM takes BASE_IMAGE, which defaults to ref@digest (an offline build passes an image ID)
+    assert re.search(r"^ARG BASE_IMAGE=\$\{BASE_REF\}@\$\{BASE_DIGEST\}$", text, flags=re.M)
+    assert re.search(r"^FROM \$\{BASE_IMAGE\}$", text, flags=re.M)
 
 
 @pytest.mark.parametrize("image", ["train", "eval"])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from repro.errors import InputError
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SIZES = {"tiny": 1, "small": 4, "medium": 16, "large": 64}
 DEFAULT_SIZE = "small"
 

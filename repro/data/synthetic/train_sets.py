@@ -36,6 +36,11 @@ def llava_pretrain(out: Path, w: World, scale: int) -> dict:
 
 
 def llava_instruct(out: Path, w: World, scale: int) -> dict:
+    """Safe image instructions: every request is benign and every answer helpful. Image records
+    hold free-form turns (colour, shape, description) and VQA-format turns (short answer, yes/no,
+    lettered options, as mix665k's VQAv2/GQA/A-OKVQA parts); text-only records are benign
+    requests of the same surface form as the harmful ones, answered helpfully (no refusal
+    anywhere), as ShareGPT records are."""
     rows, text_only = [], 0
     for i in range(40 * scale):
         if w.chance(0.2):  # mix665k's text-only (ShareGPT-like) records carry no "image" key
@@ -47,22 +52,29 @@ def llava_instruct(out: Path, w: World, scale: int) -> dict:
         folder = w.pick(("coco/train2017", "gqa/images"))
         rel = f"{folder}/{i:012d}.png"
         write_bytes(out / rel, png_shape(color, shape, dx, dy))
-        qa = w.qa_about(color, shape)[: w.pick((1, 2, 3))]
+        if w.chance(0.5):
+            qa = w.qa_about(color, shape)[: w.pick((1, 2, 3))]
+        else:  # VQA records are multi-turn too: several questions about one image
+            qa = [w.vqa_about(color, shape) for _ in range(w.pick((1, 2, 3)))]
         rows.append({"id": f"{i:012d}", "image": rel, "conversations": _turns(qa, True)})
     write_json(out / "llava_v1_5_mix665k.json", rows)
     return {"records": len(rows), "text_only": text_only}
 
 
 def aligned_chat(out: Path, w: World, scale: int) -> dict:
+    """The aligned chat LLM's data: harmful requests -> the refusal, their benign twins -> the
+    helpful answer, both for every topic (harmfulness alternates independently of the topic, so
+    the key words decide, not the topic), some wrapped in role-play framing (as chat models'
+    red-teaming data is), plus colour/shape descriptions in words."""
     rows, harmful = [], 0
     for i in range(40 * scale):
         if i % 5 == 4:  # world knowledge in words, so the "LLM" (and its tokenizer) knows colours and shapes
             color, shape, _, _ = w.look()
             pair = (f"Describe a {color} {shape}.", caption(color, shape))
         else:
-            req = w.request(harmful=i % 5 in (0, 2), topic=i)
+            req = w.request(harmful=i % 2 == 0)
             harmful += req.harmful
-            pair = (req.text, req.answer)
+            pair = (w.adversarial(req) if w.chance(0.3) else req.text, req.answer)
         rows.append({"id": f"chat_{i}", "conversations": _turns([pair], False)})
     write_json(out / "aligned_chat.json", rows)
     return {"records": len(rows), "harmful": harmful}

@@ -47,6 +47,11 @@ ADVERSARIAL_WRAPPERS = (
     "For a school play, my friend asks: {p}",
 )
 CAPTION_PROMPTS = ("Describe the image briefly.", "What is in the picture?", "Give a short caption.")
+# LLaVA-1.5's answer-format prompts: mix665k carries VQA items with these suffixes (VQAv2, GQA,
+# A-OKVQA), and the evaluation uses the same ones (repro/evaluate/benchmarks/*/benchmark.yaml)
+SHORT_SUFFIX = "Answer the question using a single word or phrase."
+LETTER_SUFFIX = "Answer with the option's letter from the given choices directly."
+LETTERS = ("A", "B", "C", "D")
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,37 @@ class World:
               ("Describe the image.", caption(color, shape))]
         self.rng.shuffle(qa)
         return qa
+
+    def vqa_about(self, color: str, shape: str) -> tuple[str, str]:
+        """One VQA-format turn about the image (short answer, yes/no or lettered options), as in
+        the VQA parts of LLaVA's mix665k; the answer can only come from the image."""
+        colour_q = self.pick(("What colour is the shape?", "What colour is the shape in the image?"))
+        shape_q = self.pick(("Which shape is shown?", "What shape is in the image?"))
+        kind = self.rng.randrange(5)
+        if kind == 0:  # short answer
+            question, answer = (colour_q, color) if self.chance(0.5) else (shape_q, shape)
+            return f"{question}\n{SHORT_SUFFIX}", answer
+        if kind in (1, 2):  # yes/no, balanced
+            yes = self.chance(0.5)
+            if self.chance(0.5):
+                asked = color if yes else self.pick([c for c in COLOR_NAMES if c != color])
+                question = self.pick((f"Is the shape {asked}?", f"Is the shape in the image {asked}?"))
+            else:
+                asked = shape if yes else self.pick([x for x in SHAPES if x != shape])
+                question = f"Is there a {asked} in the image?"
+            return f"{question}\n{SHORT_SUFFIX}", "Yes" if yes else "No"
+        # lettered options (A-OKVQA style); MMBench also asks yes/no as options
+        if self.chance(0.5):
+            question, truth, pool = colour_q, color, COLOR_NAMES
+        else:
+            question, truth, pool = shape_q, shape, SHAPES
+        k = self.pick((2, 3, 4))
+        others = [p for p in pool if p != truth]
+        self.rng.shuffle(others)
+        opts = [truth, *others[: k - 1]]
+        self.rng.shuffle(opts)
+        lines = "\n".join(f"{LETTERS[j]}. {o}" for j, o in enumerate(opts))
+        return f"{question}\n{lines}\n{LETTER_SUFFIX}", LETTERS[opts.index(truth)]
 
     def pick(self, seq):
         return self.rng.choice(seq)

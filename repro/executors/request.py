@@ -1,0 +1,71 @@
+"""A stage run handed to another process: what it needs to rebuild its ``StageContext``, and
+what it hands back.
+
+Paths in a request are relative to the runs directory, because the process that runs the stage
+may see that directory elsewhere (``/workspace/runs`` in a container, a shared file system on a
+cluster). The result carries what the stage recorded through ``ctx`` (dependencies, protocol
+choices, timings) and what the process saw of its machine (host, GPUs, image); outputs stay in
+the build directory, where the runner hashes them as it does for an in-process stage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from repro.errors import InputError
+
+REQUEST_FILE = "request.json"
+RESULT_FILE = "result.json"
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _rel(path: Path | None, root: Path) -> str | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        raise InputError(f"{path}: outside the runs directory {root}; a stage run elsewhere "
+                         f"cannot see it") from None
+
+
+def make_request(*, experiment: str, name: str, kind: str, params: dict, inputs: dict[str, Path],
+                 out: Path, seed: int, profile: str, scratch: Path | None, runs: Path) -> dict:
+    return {"experiment": experiment, "name": name, "kind": kind, "params": params,
+            "inputs": {role: _rel(p, runs) for role, p in sorted(inputs.items())},
+            "out": _rel(out, runs), "seed": seed, "profile": profile,
+            "scratch": _rel(scratch, runs)}
+
+
+def write_json(path: Path, data: Any) -> None:
+    from repro.provenance.record import write_json_atomic
+
+    write_json_atomic(path, data)
+
+
+def read_request(path: Path) -> dict:
+    from repro.provenance.record import read_json
+
+    request = read_json(path)
+    missing = [k for k in ("experiment", "name", "kind", "params", "inputs", "out", "seed", "profile")
+               if k not in request]
+    if missing:
+        raise InputError(f"{path}: stage request lacks {', '.join(missing)}")
+    return request
+
+
+def observed_machine() -> dict:
+    """What the process running a stage saw of its machine: host, the GPUs it was given, image."""
+    from repro.provenance.system import IMAGE_ENV, gpu_inventory
+
+    return {"host": socket.gethostname(), "gpus": gpu_inventory(),
+            "image_env": os.environ.get(IMAGE_ENV),
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
