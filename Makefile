@@ -8,12 +8,18 @@ BIN := $(VENV)/bin
 REPRO := $(BIN)/repro
 # CPU wheel of torch first: letting pip resolve plain `torch` pulls multi-GB CUDA wheels.
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= train,eval,report,dev
+EXTRAS ?= train,eval,report,docker,dev
+# Where stages run (docs/executors.md): this process for the tiny profile, each stage in its
+# pinned image for the paper profile. EXECUTOR=local|docker|slurm, EXECUTOR_CONFIG=<yaml>.
+EXECUTOR ?= $(if $(filter paper,$(PROFILE)),docker,local)
+EXECUTOR_CONFIG ?=
+RUN_FLAGS = --profile $(PROFILE) --runs-dir $(RUNS) --executor $(EXECUTOR) \
+	$(if $(EXECUTOR_CONFIG),--executor-config $(EXECUTOR_CONFIG))
 
 # The paper's experiments (docs/experiments.md); `all` runs them as one experiment, shared stages once.
 EXPERIMENTS := table1 figure2 data_filtering table2 layers objectives merging released
 
-.PHONY: setup test smoke verify bench bench-gpu clean reproduce-% reproduce-all docker-smoke
+.PHONY: setup test smoke verify bench bench-gpu clean reproduce-% reproduce-all docker-smoke docker-smoke-offline
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,14 +39,14 @@ smoke: setup
 
 # One experiment: run (unchanged stages come from the store), report.md, verify.
 reproduce-%: setup
-	$(REPRO) run $* --profile $(PROFILE) --runs-dir $(RUNS)
+	$(REPRO) run $* $(RUN_FLAGS)
 	$(REPRO) report $* --runs-dir $(RUNS)
 	$(REPRO) verify $(RUNS)/$*
 
 # Everything: `all` builds every stage once; each experiment then gets its own manifest and
 # report.md from the store (no stage runs twice), and every manifest is verified.
 reproduce-all: setup
-	$(REPRO) run all $(EXPERIMENTS) --profile $(PROFILE) --runs-dir $(RUNS)
+	$(REPRO) run all $(EXPERIMENTS) $(RUN_FLAGS)
 	for e in all $(EXPERIMENTS); do $(REPRO) report $$e --runs-dir $(RUNS) || exit 1; done
 	$(REPRO) verify $(addprefix $(RUNS)/,all $(EXPERIMENTS))
 
@@ -60,8 +66,17 @@ bench-gpu: setup
 clean:
 	rm -rf $(RUNS) bench
 
-# Build the CPU image (pins from manifest.lock) and run the tiny reproduction in it. Needs a
-# Docker daemon; fails before Docker runs while the cpu base image digest is unpinned.
+# Build the CPU image (pins from manifest.lock) and run the tiny reproduction with every stage in
+# it (docker executor; each stage record names the image ID). Needs a Docker daemon; fails before
+# Docker runs while the cpu base image digest is unpinned.
 docker-smoke: setup
 	docker build $$($(BIN)/python -m repro.provenance.pins build-args cpu) -t repro-smoke:dev .
-	docker run --rm -v "$$(pwd)/$(RUNS):/workspace/runs" repro-smoke:dev run smoke --profile tiny
+	$(REPRO) run smoke --profile tiny --runs-dir $(RUNS)-docker --executor docker
+	$(REPRO) verify $(RUNS)-docker/smoke
+
+# The same where no registry is reachable: the base is made locally with debootstrap (root) and
+# used by image ID. LOCAL_WHEELS=<dir> serves the +cpu torch wheel from a local copy.
+docker-smoke-offline: setup
+	PYTHON=$(abspath $(BIN))/python scripts/docker/build-offline.sh repro-smoke:dev
+	$(REPRO) run smoke --profile tiny --runs-dir $(RUNS)-docker --executor docker
+	$(REPRO) verify $(RUNS)-docker/smoke

@@ -1,0 +1,344 @@
+"""Executors: the docker executor against a fake Docker client that really runs the stage (as
+`repro stage-exec` would in the container), the slurm executor's rendered script (golden file)
+and its submit path through a fake sbatch, and what `repro verify` says of where stages ran."""
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from repro.config.load import load_experiment
+from repro.executors import image_role, make_executor, settings
+from repro.executors.base import StageFailed, StageJob
+from repro.executors.docker import CONTAINER_RUNS, DockerExecutor
+from repro.executors.local import probe
+from repro.executors.slurm import SlurmExecutor
+from repro.pipeline.runner import Runner
+from repro.provenance.record import execution_record, read_json
+from repro.provenance.verify import verify_manifest
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "hf_FAKEtokenFAKEtokenFAKEtokenFAKE0000"  # planted by tests/conftest.py
+IMAGE_ID = "sha256:" + "ab" * 32
+
+
+class FakeImage:
+    def __init__(self, ref):
+        self.id = IMAGE_ID
+        self.labels = {"org.opencontainers.image.title": "repro-cpu",
+                       "org.opencontainers.image.base.digest": "sha256:" + "cd" * 32,
+                       "org.opencontainers.image.base.name": "repro-offline/debian:bookworm",
+                       "maintainer": "someone"}
+        self.attrs = {"RepoDigests": [], "Config": {"Env": ["REPRO_PYTHON_LOCK_SHA256=" + "ef" * 32,
+                                                             "PATH=/opt/venv/bin"]}}
+
+
+class FakeContainer:
+    """Runs `repro stage-exec` in this process with the container's paths mapped back to the
+    host's, so the stage really computes; or dies with ``exit_code`` after printing a line."""
+
+    def __init__(self, command, volumes, exit_code=0, oom=False):
+        self.id = "c0ffee" * 10 + "abcd"
+        self.command, self.volumes, self.exit_code, self.oom = command, volumes, exit_code, oom
+        self.attrs = {}
+        self.removed = False
+
+    def _host(self, path):
+        for host, spec in self.volumes.items():
+            if path.startswith(spec["bind"]):
+                return host + path[len(spec["bind"]):]
+        return path
+
+    def logs(self, stream, follow):
+        if self.exit_code:
+            yield b"loading model\nRuntimeError: CUDA out of memory"
+            return
+        from repro.cli import main
+
+        args = [self._host(a) if a.startswith("/workspace") else a for a in self.command]
+        main(args)
+        yield b"stage done\n"
+
+    def wait(self):
+        return {"StatusCode": self.exit_code}
+
+    def reload(self):
+        self.attrs = {"State": {"OOMKilled": self.oom}}
+
+    def remove(self, force):
+        self.removed = True
+
+
+class FakeClient:
+    def __init__(self, exit_code=0, oom=False, probe_code=None):
+        self.calls, self.pulled = [], []
+        self.exit_code, self.oom, self.probe_code = exit_code, oom, probe_code
+        self.images = self
+        self.containers = self
+        self.known = {"repro-smoke:dev", "repro-train:dev", "repro-eval:dev"}
+
+    # images
+    def get(self, ref):
+        from docker.errors import ImageNotFound
+
+        if ref not in self.known:
+            raise ImageNotFound(ref)
+        return FakeImage(ref)
+
+    def pull(self, ref):
+        self.pulled.append(ref)
+        return FakeImage(ref)
+
+    # containers
+    def run(self, image, command, **kw):
+        self.calls.append({"image": image, "command": command, **kw})
+        if command == ["stage-probe"]:
+            found = probe()
+            if self.probe_code:
+                found["code"] = self.probe_code
+            return json.dumps(found).encode()
+        return FakeContainer(command, kw["volumes"], self.exit_code, self.oom)
+
+    def info(self):
+        return {"Name": "gpu-box-1", "ServerVersion": "27.0", "Runtimes": {"runc": {}, "nvidia": {}}}
+
+
+def docker_executor(client, profile="tiny", **overrides):
+    conf = settings("docker", profile)
+    conf.update(hf_cache=None, **overrides)
+    return DockerExecutor(conf, profile, client=client)
+
+
+def run_chain(experiments, runs, executor, profile="tiny"):
+    exp = load_experiment("chain", profile, (), root=experiments)
+    log = []
+    return Runner(runs, echo=log.append, executor=executor).run(exp), log
+
+
+def test_docker_executor_runs_stages_in_the_image_and_records_it(experiments, tmp_path):
+    client = FakeClient()
+    manifest, log = run_chain(experiments, tmp_path / "runs", docker_executor(client))
+    runs = tmp_path / "runs"
+    assert (runs / "chain" / "stages" / "c" / "text.txt").read_text() == "hellohello+world"
+    stage_calls = [c for c in client.calls if c["command"][0] == "stage-exec"]
+    assert len(stage_calls) == 3
+    call = stage_calls[0]
+    assert call["image"] == IMAGE_ID  # by ID, never by a tag that can move
+    assert call["volumes"] == {str(runs.resolve()): {"bind": CONTAINER_RUNS, "mode": "rw"}}
+    assert call["device_requests"] == []  # tiny profile: no GPUs
+    assert call["environment"]["HF_TOKEN"] == TOKEN  # passed by name into the container ...
+    assert call["user"] == f"{os.getuid()}:{os.getgid()}"
+    assert call["command"][:3] == ["stage-exec", "--runs-dir", CONTAINER_RUNS]
+    data = json.loads(manifest.read_text())
+    statement = read_json(runs / data["stages"]["c"]["statement"])
+    record = execution_record(statement)
+    assert record["executor"] == "docker" and record["image"]["id"] == IMAGE_ID
+    assert record["image"]["ref"] == "repro-smoke:dev" and record["image"]["lock_image"] == "cpu"
+    assert "maintainer" not in record["image"]["labels"]
+    assert record["container"]["exit_code"] == 0 and record["host"] == "gpu-box-1"
+    assert record["env_passed"] == ["HF_TOKEN"]
+    builder = statement["predicate"]["runDetails"]["builder"]
+    assert builder["builderDependencies"][0]["digest"] == {"sha256": "ab" * 32}
+    # ... and never written anywhere: records, logs, the build's request files
+    for path in runs.rglob("*"):
+        if path.is_file():
+            assert TOKEN not in path.read_text(errors="ignore"), path
+    assert not any(TOKEN in line for line in log)
+    assert not list(runs.rglob("request.json")) and not list(runs.rglob("result.json"))
+    # rerun: served from the store, no container started
+    client.calls.clear()
+    _, log = run_chain(experiments, runs, docker_executor(client))
+    assert [c["command"] for c in client.calls] == [["stage-probe"]]
+    assert all(" cached " in line for line in log if line.startswith("["))
+
+
+def test_stage_key_follows_the_code_inside_the_image(experiments, tmp_path):
+    local, _ = run_chain(experiments, tmp_path / "a", make_executor("local", "tiny"))
+    same, _ = run_chain(experiments, tmp_path / "b", docker_executor(FakeClient()))
+    other, _ = run_chain(experiments, tmp_path / "c", docker_executor(FakeClient(probe_code="0" * 64)))
+    keys = [json.loads(m.read_text())["stages"]["a"]["key"] for m in (local, same, other)]
+    assert keys[0] == keys[1] != keys[2]
+
+
+def test_container_death_fails_the_stage_with_its_last_lines_and_publishes_nothing(experiments, tmp_path):
+    runs = tmp_path / "runs"
+    with pytest.raises(StageFailed) as err:
+        run_chain(experiments, runs, docker_executor(FakeClient(exit_code=137, oom=True)))
+    message = str(err.value)
+    assert "exit 137" in message and "OOM killer" in message
+    assert "RuntimeError: CUDA out of memory" in message and "nothing was published" in message
+    assert not [p for p in (runs / "store").iterdir() if p.name != ".tmp"]
+    # a rerun with a healthy container completes
+    manifest, _ = run_chain(experiments, runs, docker_executor(FakeClient()))
+    assert manifest.exists()
+
+
+def test_gpu_requests_follow_the_stage(tmp_path):
+    from docker.types import DeviceRequest
+
+    ex = docker_executor(FakeClient(), profile="paper")
+    assert ex.gpus_for("train/vl_adapt", {"launch": "accelerate_4gpu"}) == 4
+    assert ex.gpus_for("evaluate/benchmark", {}) == 1
+    assert ex.gpus_for("merge/linear", {}) == 0 and ex.gpus_for("data/fetch", {}) == 0
+    assert ex._device_requests(4) == [DeviceRequest(count=4, capabilities=[["gpu"]])]
+    assert docker_executor(FakeClient(), profile="paper", gpus="all").gpus_for("data/fetch", {}) == -1
+    assert image_role("evaluate/judge") == "eval" and image_role("train/dpo") == "train"
+    assert ex.describe("evaluate/benchmark", "paper") == {"executor": "docker", "image": "repro-eval:dev",
+                                                          "role": "eval"}
+
+
+def test_missing_image_says_how_to_build_it_and_digests_are_pulled():
+    from repro.errors import InputError
+
+    client = FakeClient()
+    ex = docker_executor(client, images={"train": "nowhere:1", "eval": "reg.example/eval@sha256:" + "1" * 64})
+    with pytest.raises(InputError, match=r"image 'nowhere:1' not found; build it with `docker build "
+                                         r"\$\(python -m repro.provenance.pins build-args cpu\)"):
+        ex.image("train")
+    assert ex.image("eval").id == IMAGE_ID and client.pulled == ["reg.example/eval@sha256:" + "1" * 64]
+
+
+def test_executor_settings_reject_unknown_keys(tmp_path):
+    from repro.errors import InputError
+
+    bad = tmp_path / "ex.yaml"
+    bad.write_text("docker:\n  gpu: all\n")
+    with pytest.raises(InputError, match=r"ex.yaml: docker.gpu: unknown setting"):
+        settings("docker", "paper", bad)
+    good = tmp_path / "ok.yaml"
+    good.write_text("docker:\n  images: {train: my/train:1, eval: my/eval:1}\n")
+    assert settings("docker", "paper", good)["images"] == {"train": "my/train:1", "eval": "my/eval:1"}
+    assert settings("docker", "tiny")["images"]["eval"] == "repro-smoke:dev"
+
+
+# ---------------------------------------------------------------------------- slurm
+
+SLURM_SETTINGS = {"runtime": "apptainer", "partition": "gpu", "account": "safety", "qos": None,
+                  "time": "48:00:00", "cpus_per_gpu": 8, "mem_per_gpu": "120G", "cpus_no_gpu": 8,
+                  "mem_no_gpu": "64G", "setup": ["module load apptainer"],
+                  "images": {"train": "/images/repro-train.sif", "eval": "/images/repro-eval.sif"},
+                  "hf_cache": "/shared/hf", "sbatch": "sbatch", "tail_lines": 5}
+
+
+def test_sbatch_script_for_a_paper_stage_matches_golden_file():
+    exp = load_experiment("table2", "paper", ())
+    spec = exp.stages["stage2_b"]
+    runs = Path("/shared/runs")
+    key = "0123456789abcdef" * 4
+    request = {"experiment": exp.name, "name": spec.name, "kind": spec.kind, "params": spec.params,
+               "inputs": {}, "out": f"store/.tmp/{key}.1/out", "seed": 0, "profile": "paper"}
+    job = StageJob(request=request, build=runs / "store" / ".tmp" / f"{key}.1", runs=runs, key=key)
+    script = SlurmExecutor(SLURM_SETTINGS, "paper").render(job, runs / "logs" / "slurm" / "stage2_b.log")
+    golden = ROOT / "tests" / "golden" / "slurm_stage2.sbatch"
+    if os.environ.get("REPRO_UPDATE_GOLDEN"):
+        golden.write_text(script)
+    assert script == golden.read_text()
+
+
+FAKE_SBATCH = """#!/bin/bash
+# A stand-in for sbatch --parsable --wait: runs the script here, prints a job id, exits with it.
+script="${@: -1}"
+out=$(grep -m1 '^#SBATCH --output=' "$script" | cut -d= -f2-)
+echo "4242"
+bash "$script" > "$out" 2>&1
+"""
+
+
+def test_slurm_executor_submits_waits_and_records_the_job(tmp_path):
+    # the job is a new process: it runs a real stage kind (test/* kinds live in this one only)
+    sbatch = tmp_path / "bin" / "sbatch"
+    sbatch.parent.mkdir()
+    sbatch.write_text(FAKE_SBATCH)
+    sbatch.chmod(sbatch.stat().st_mode | stat.S_IEXEC)
+    venv_bin = Path(os.sys.executable).parent
+    conf = dict(SLURM_SETTINGS, runtime="host", sbatch=str(sbatch), setup=[f"export PATH={venv_bin}:$PATH"])
+    root = tmp_path / "experiments"
+    root.mkdir()
+    (root / "one.yaml").write_text("schema: 1\nstages:\n  world: {kind: data/synthetic, params: "
+                                   "{dataset: llava_pretrain, size: 8}}\nresults: []\n")
+    (root / "bad.yaml").write_text("schema: 1\nstages:\n  world: {kind: data/synthetic, params: "
+                                   "{dataset: no_such_set}}\nresults: []\n")
+    runs = tmp_path / "runs"
+    log = []
+    runner = Runner(runs, echo=log.append, executor=SlurmExecutor(conf, "tiny"))
+    manifest = runner.run(load_experiment("one", "tiny", (), root=root))
+    data = json.loads(manifest.read_text())
+    assert list((runs / "one" / "stages" / "world").iterdir())
+    record = execution_record(read_json(runs / data["stages"]["world"]["statement"]))
+    assert record["executor"] == "slurm" and record["job_id"] == "4242" and record["runtime"] == "host"
+    assert "image" not in record and record["accounting"] in ("sacct not available", "sacct returned nothing")
+    # a failing job: its log's last lines in the error, nothing published
+    with pytest.raises(StageFailed, match=r"SLURM job 4242 exit \d+; nothing was published; (.|\n)*no_such_set"):
+        runner.run(load_experiment("bad", "tiny", (), root=root))
+    assert len([p for p in (runs / "store").iterdir() if p.name != ".tmp"]) == 1
+
+
+def test_plan_shows_executor_image_and_launch_command():
+    from click.testing import CliRunner
+
+    from repro.cli import cli, _register
+
+    _register()
+    out = CliRunner().invoke(cli, ["plan", "table2", "--profile", "paper", "--executor", "docker"]).output
+    block = out.split("- stage2_b: ")[1].split("\n- ")[0]
+    assert "runs: docker image repro-train:dev (train)" in block
+    assert ("launch: python -m accelerate.commands.launch --config_file "
+            "configs/launch/accelerate_4gpu.yaml -m repro.train.launch '<spec.json>'") in block
+    assert "runs: docker image repro-eval:dev (eval)" in out
+
+
+# ---------------------------------------------------------------------------- verify
+
+
+def _rewrite_execution(runs, manifest, stage, execution, profile=None):
+    from repro.provenance.record import seal, write_json_atomic
+    from repro.provenance.digest import sha256_file
+
+    data = json.loads(manifest.read_text())
+    path = runs / data["stages"][stage]["statement"]
+    statement = read_json(path)
+    for item in statement["predicate"]["runDetails"]["byproducts"]:
+        if item["name"] == "execution":
+            item["annotations"] = execution
+    if profile:
+        statement["predicate"]["buildDefinition"]["externalParameters"]["profile"] = profile
+    write_json_atomic(path, statement)
+    data["stages"][stage]["statement_sha256"] = sha256_file(path)
+    write_json_atomic(manifest, seal({k: v for k, v in data.items() if k != "manifest_sha256"}))
+
+
+def test_verify_checks_the_image_a_stage_ran_in(experiments, tmp_path):
+    from repro.provenance import pins
+
+    runs = tmp_path / "runs"
+    manifest, _ = run_chain(experiments, runs, docker_executor(FakeClient()))
+    v, _ = verify_manifest(manifest)
+    # images.cpu is unpinned in manifest.lock: said, not passed over
+    assert any(c.level == "warn" and "images.cpu is unpinned" in c.detail for c in v.checks)
+
+    lock = pins.load_lock()
+    lock["images"]["cpu"]["digest"] = "sha256:" + "99" * 32
+    lock_sha = lock["python_locks"]["requirements/cpu.txt"]["sha256"]
+    record = {"executor": "docker", "image": {"ref": "repro-smoke:dev", "id": IMAGE_ID, "lock_image": "cpu",
+                                              "labels": {"org.opencontainers.image.base.digest": "sha256:" + "99" * 32},
+                                              "python_lock_sha256": lock_sha}}
+    _rewrite_execution(runs, manifest, "a", record)
+    from repro.provenance import verify as verify_mod
+
+    orig = verify_mod.pins.load_lock
+    try:
+        verify_mod.pins.load_lock = lambda: lock
+        v, _ = verify_manifest(manifest)
+        assert not [c for c in v.checks if c.name == "stage a" and c.level != "pass"]
+        record["image"]["labels"]["org.opencontainers.image.base.digest"] = "sha256:" + "98" * 32
+        _rewrite_execution(runs, manifest, "a", record)
+        v, _ = verify_manifest(manifest)
+        assert any(c.level == "fail" and "manifest.lock pins images.cpu at sha256:9999" in c.detail for c in v.checks)
+        # a paper-profile stage run on the host: reported as a deviation
+        _rewrite_execution(runs, manifest, "b", {"executor": "local"}, profile="paper")
+        v, _ = verify_manifest(manifest)
+        assert any(c.name == "stage b" and c.level == "warn" and "ran on the host" in c.detail for c in v.checks)
+    finally:
+        verify_mod.pins.load_lock = orig
