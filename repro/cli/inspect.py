@@ -30,13 +30,15 @@ def list_cmd(profile):
 @profile_option
 @runs_dir_option
 @set_option
-def status_cmd(experiment, profile, runs_dir, overrides):
-    """Per stage: done, stale (and why) or missing."""
+@executor_options
+def status_cmd(experiment, profile, runs_dir, overrides, executor_name, executor_config):
+    """Per stage: done, stale (and why) or missing (keyed as EXECUTOR would run it)."""
     from repro.config.load import load_experiment
+    from repro.executors import make_executor
     from repro.pipeline.status import experiment_status
 
     exp = load_experiment(experiment, profile, overrides)
-    for st in experiment_status(exp, runs_dir):
+    for st in experiment_status(exp, runs_dir, make_executor(executor_name, profile, executor_config)):
         why = f"  ({'; '.join(st.reasons)})" if st.reasons else ""
         click.echo(f"{st.name:<24} {st.state:<8}{why}")
 
@@ -57,7 +59,7 @@ def plan_cmd(experiment, profile, runs_dir, overrides, executor_name, executor_c
 
     exp = load_experiment(experiment, profile, overrides)
     executor = make_executor(executor_name, profile, executor_config)
-    states = _states(exp, runs_dir)
+    states = _states(exp, runs_dir, executor)
     click.echo(f"{exp.name} ({profile}) from {exp.source}")
     estimates = []
     for spec in exp.stages.values():
@@ -99,13 +101,13 @@ def _launch_line(config: str) -> str:
     return " ".join(shlex.quote(c) for c in cmd) + note
 
 
-def _states(exp, runs_dir) -> dict[str, str]:
+def _states(exp, runs_dir, executor) -> dict[str, str]:
     """done/stale/missing per stage; a runs dir that does not exist is not created."""
     if not runs_dir.is_dir():
         return {}
     from repro.pipeline.status import experiment_status
 
-    return {st.name: st.state for st in experiment_status(exp, runs_dir)}
+    return {st.name: st.state for st in experiment_status(exp, runs_dir, executor)}
 
 
 @click.command("report")

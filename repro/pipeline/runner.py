@@ -42,6 +42,14 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+def key_components(executor: Executor, spec: StageSpec, inputs: dict[str, str]) -> tuple[dict, dict]:
+    """A stage's key components, with the code and environment of where ``executor`` will run
+    it (a container's own, probed there); and that probe."""
+    where = executor.probe(image_role(spec.kind))
+    return cache.key_components(spec.kind, spec.params, spec.seed, inputs, code=where["code"],
+                                environment=where["environment"]), where
+
+
 def intact(store: Store, key: str, statement: dict) -> tuple[bool, str]:
     """Do the stored outputs still hash to what the statement says? (cached digests allowed)."""
     out = store.out(key)
@@ -111,10 +119,7 @@ class Runner:
 
     def _stage(self, exp: Experiment, spec: StageSpec, digests: dict[str, str], invocation: str):
         inputs = {role: digests[up] for role, up in spec.inputs.items()}
-        # keyed by the code and environment of where the stage will run (a container's own)
-        where = self.executor.probe(image_role(spec.kind))
-        components = cache.key_components(spec.kind, spec.params, spec.seed, inputs,
-                                          code=where["code"], environment=where["environment"])
+        components, where = key_components(self.executor, spec, inputs)
         key = cache.stage_key(components)
         statement = self.store.statement(key)
         note = ""

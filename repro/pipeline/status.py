@@ -27,7 +27,12 @@ class StageStatus:
     reasons: list[str] = field(default_factory=list)
 
 
-def experiment_status(exp: Experiment, runs_dir: Path) -> list[StageStatus]:
+def experiment_status(exp: Experiment, runs_dir: Path, executor=None) -> list[StageStatus]:
+    """``executor``: where the stages would run (its probe keys them); this process by default."""
+    from repro.executors.local import LocalExecutor
+    from repro.pipeline.runner import key_components
+
+    executor = executor or LocalExecutor()
     store = Store(runs_dir)
     manifest_path = runs_dir / exp.name / "manifest.json"
     previous = read_json(manifest_path)["stages"] if manifest_path.exists() else {}
@@ -40,8 +45,7 @@ def experiment_status(exp: Experiment, runs_dir: Path) -> list[StageStatus]:
             out.append(StageStatus(spec.name, spec.kind, "stale",
                                    [f"upstream {u!r} is not done" for u in blocked]))
             continue
-        comps = cache.key_components(spec.kind, spec.params, spec.seed,
-                                     {r: digests[u] for r, u in spec.inputs.items()})
+        comps, _ = key_components(executor, spec, {r: digests[u] for r, u in spec.inputs.items()})
         key = cache.stage_key(comps)
         statement = store.statement(key)
         if statement is not None:

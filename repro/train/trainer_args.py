@@ -162,4 +162,12 @@ def _arguments(params: dict[str, Any], output_dir: Path, seed: int, config_class
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),  # pinning is a no-op warning on CPU
     )
-    return (config_class or TrainingArguments)(**{**kwargs, **extra})
+    args = (config_class or TrainingArguments)(**{**kwargs, **extra})
+    if args.deepspeed and not torch.cuda.is_available() and torch.distributed.is_initialized():
+        # CPU ranks (torchrun, gloo): accelerate with use_cpu sets up torch.distributed but never
+        # DeepSpeed's comm (on GPU it does), so ZeRO-3's zero.Init inside from_pretrained would
+        # assume world size 1 and reject the batch size; let DeepSpeed adopt the gloo group now
+        import deepspeed
+
+        deepspeed.init_distributed(dist_backend="gloo")
+    return args

@@ -53,6 +53,22 @@ def check_image_tokens(model, processor, count: int) -> None:
                          "of the model (processor and vision config disagree)")
 
 
+def _gathered(*modules):
+    """Under ZeRO-3 (zero.Init in from_pretrained) every rank holds only a shard of each weight:
+    gather the full weights of ``modules`` for a forward outside the engine (read-only, released
+    on exit); a no-op otherwise."""
+    from contextlib import nullcontext
+
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    if not is_deepspeed_zero3_enabled():
+        return nullcontext()
+    import deepspeed
+
+    params = [p for m in modules for p in m.parameters()]
+    return deepspeed.zero.GatheredParameters(params, modifier_rank=None)
+
+
 def run_vl_adapt(ctx, callbacks=()) -> None:
     """``run_stage`` with extra ``TrainerCallback``s (tests interrupt a run with one)."""
     from repro.models.images import IMAGE_PREPROCESSING

@@ -181,6 +181,21 @@ def test_cli_set_digest_then_build_args(tmp_path, lock, capsys):
     assert pins.load_lock(path)["images"]["cpu"]["digest"] == DIGEST  # the bad value was not written
 
 
+def test_offline_base_stands_in_for_an_unpinned_base_by_image_id(lock):
+    unpinned = yaml.safe_load(yaml.safe_dump(lock))
+    unpinned["images"]["cpu"].update(digest=None, status="unpinned")
+    dockerfile, args = pins.build_arg_values(unpinned, "cpu", f"repro-offline/debian:bookworm@{DIGEST}")
+    assert dockerfile == "Dockerfile.eval"
+    assert args["BASE_IMAGE"] == DIGEST  # FROM <image ID>: a local image has no registry digest
+    assert (args["BASE_REF"], args["BASE_DIGEST"]) == ("repro-offline/debian:bookworm", DIGEST)
+    assert args["PYTHON_LOCK_SHA256"] == lock["python_locks"]["requirements/cpu.txt"]["sha256"]
+    pinned = yaml.safe_load(yaml.safe_dump(unpinned))
+    pinned["images"]["cpu"].update(digest=DIGEST, status="pinned")
+    assert "BASE_IMAGE" not in pins.build_arg_values(pinned, "cpu")[1]  # FROM ref@digest then
+    with pytest.raises(InputError, match=r"--offline-base 'debian:12': expected <name>@sha256:<64 hex>"):
+        pins.build_arg_values(unpinned, "cpu", "debian:12")
+
+
 def test_cli_compose_env(tmp_path, lock, capsys):
     pinned = yaml.safe_load(yaml.safe_dump(lock))
     for img in pinned["images"].values():
