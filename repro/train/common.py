@@ -254,6 +254,13 @@ def _log_every_callback(every: int):
     return LogEvery()
 
 
+def zero_stage(trainer) -> int | None:
+    """The ZeRO stage DeepSpeed ran with, read from the accelerator (None: no DeepSpeed)."""
+    state = getattr(getattr(trainer, "accelerator", None), "state", None)
+    plugin = getattr(state, "deepspeed_plugin", None)
+    return int(plugin.zero_stage) if plugin is not None else None
+
+
 def run_training(args, job: TrainJob, work: Path, out: Path, params: dict[str, Any]) -> dict[str, Any]:
     """Train (resuming from ``work`` if a checkpoint is there), write ``out``; return metrics."""
     from transformers import TrainerState
@@ -287,6 +294,7 @@ def run_training(args, job: TrainJob, work: Path, out: Path, params: dict[str, A
         "effective_global_batch": args.per_device_train_batch_size * args.world_size
         * args.gradient_accumulation_steps,
         "world_size": args.world_size,
+        "zero_stage": zero_stage(trainer),
         **_loss_summary(state.log_history),
         "trainable_parameters": trainable_by_group(job.model, job.group_of),
     }

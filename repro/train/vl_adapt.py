@@ -44,7 +44,7 @@ def check_image_tokens(model, processor, count: int) -> None:
 
     image = prepare_image(Image.new("RGB", (48, 32)), processor.image_processor)
     pixels = processor.image_processor(images=[image], return_tensors="pt")["pixel_values"]
-    with torch.no_grad():
+    with torch.no_grad(), _gathered(model.model.vision_tower, model.model.multi_modal_projector):
         feats = model.model.get_image_features(pixel_values=pixels.to(model.dtype))
     feats = getattr(feats, "pooler_output", feats)  # transformers 5 may wrap the features
     n = feats[0].shape[0] if isinstance(feats, (list, tuple)) else feats.shape[-2]

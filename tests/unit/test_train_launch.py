@@ -52,6 +52,7 @@ def test_two_process_sft_runs_with_world_size_2(text_world, tmp_path):
     m = json.loads((ctx.out / "metrics.json").read_text())
     # two ranks x 2 per device: each step consumes 4 samples, the Trainer's sampler shards them
     assert (m["world_size"], m["effective_global_batch"], m["steps"], m["data_order_samples"]) == (2, 4, 3, 12)
+    assert m["zero_stage"] is None  # plain DDP: no DeepSpeed
     assert m["last_train_loss"] < m["first_train_loss"]
     assert ctx.protocol_choices["launch"]["world_size"] == 2
     assert ctx.protocol_choices["chat_template"]["name"] == "llama2"  # rank 0's records came back
