@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -91,12 +92,22 @@ def run_launched(ctx, *, config: str | None, num_processes: int | None = None, c
         env = {**os.environ, IN_RANK: "1"}
         done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if done.returncode != 0:
-            tail = done.stdout.strip().splitlines()[-1:] or ["no output"]
-            raise InputError(f"accelerate launch ({config or 'flags'}): exit {done.returncode}: {tail[0]}")
+            raise InputError(f"accelerate launch ({config or 'flags'}): exit {done.returncode}: "
+                             f"{failure_line(done.stdout)}")
         records = json.loads((spec.parent / "spec.json.rank0.json").read_text())
     ctx.protocol_choices.update(records["protocol"])
     ctx.dependencies.extend(records["dependencies"])
     ctx.protocol("launch", {"config": config, "world_size": records["world_size"]})
+
+
+def failure_line(output: str) -> str:
+    """The line that says why ranks failed: a rank's own exception (``repro.errors.InputError:
+    ...``), not the launcher's ChildFailedError or its closing banner."""
+    for line in output.splitlines():
+        if re.match(r"[\w.]+(Error|Exception): \S", line) and "torch.distributed.elastic" not in line:
+            return line.strip()
+    lines = [ln.strip() for ln in output.strip().splitlines() if ln.strip(" =-")]
+    return lines[-1] if lines else "no output"
 
 
 def maybe_launch(ctx) -> bool:

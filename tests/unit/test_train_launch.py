@@ -92,3 +92,18 @@ def test_diverged_run_fails_instead_of_publishing(text_world, tmp_path):
     with pytest.raises(InputError, match=r"training: (loss|weights): .*diverged"):
         text_sft_stage(ctx)
     assert not (ctx.out / "model.safetensors").exists()
+
+
+def test_launch_failure_names_the_ranks_own_error():
+    from repro.train.launch import failure_line
+
+    out = ("[rank0]: Traceback (most recent call last):\n"
+           "repro.errors.InputError: params: deepspeed: 'zero3' needs the deepspeed package, not installed\n"
+           "  File \".../torch/distributed/elastic/multiprocessing/errors/__init__.py\", line 367\n"
+           "    raise ChildFailedError(\n"
+           "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: \n"
+           "============================================================\n")
+    assert failure_line(out) == ("repro.errors.InputError: params: deepspeed: 'zero3' needs the "
+                                 "deepspeed package, not installed")
+    assert failure_line("killed\n=====\n") == "killed"
+    assert failure_line("") == "no output"
