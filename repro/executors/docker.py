@@ -18,7 +18,7 @@ from typing import Any
 
 from repro.errors import InputError
 from repro.executors.base import Executor, StageFailed, StageJob, StageResult, image_role, lock_image
-from repro.executors.request import REQUEST_FILE, RESULT_FILE, write_json
+from repro.executors.request import REQUEST_FILE, RESULT_FILE, observed_fields, take_result, write_json
 from repro.executors.resources import stage_gpus
 
 CONTAINER_RUNS = "/workspace/runs"
@@ -224,20 +224,15 @@ class DockerExecutor(Executor):
             raise StageFailed(f"stage {job.request['name']!r}: container {container_id[:12]} "
                               f"({self.image_ref(role)}) {exit_reason(code, oom)}; nothing was "
                               f"published; last log lines:\n{last}")
-        result_path = job.build / RESULT_FILE
-        if not result_path.exists():
+        if not (job.build / RESULT_FILE).exists():
             raise StageFailed(f"stage {job.request['name']!r}: container exited 0 but wrote no "
                               f"{RESULT_FILE}; nothing was published")
-        result = json.loads(result_path.read_text())
-        result_path.unlink()
-        request_path.unlink()
+        result = take_result(job.build)
         inside = result["observed"]
         execution = {"executor": self.name, "image": self.image_record(role),
                      "container": {"id": container_id, "hostname": inside["host"], "exit_code": code},
                      "host": self.daemon()["host"], "daemon": self.daemon(),
-                     "gpus_requested": "all" if gpus < 0 else gpus, "gpus": inside["gpus"],
-                     "cuda_visible_devices": inside.get("cuda_visible_devices"),
-                     "image_env": inside.get("image_env"),
+                     "gpus_requested": "all" if gpus < 0 else gpus, **observed_fields(inside),
                      "env_passed": sorted(k for k in self._env() if k in PASS_ENV)}
         return StageResult(dependencies=result["dependencies"], protocol=result["protocol"],
                            started=result["started"], finished=result["finished"],

@@ -11,8 +11,6 @@ the build directory, where the runner hashes them as it does for an in-process s
 from __future__ import annotations
 
 import json
-import os
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -62,10 +60,17 @@ def read_request(path: Path) -> dict:
     return request
 
 
-def observed_machine() -> dict:
-    """What the process running a stage saw of its machine: host, the GPUs it was given, image."""
-    from repro.provenance.system import IMAGE_ENV, gpu_inventory
+def take_result(build: Path, cleanup: tuple[str, ...] = ()) -> dict:
+    """Read what ``repro stage-exec`` wrote into ``build`` and remove the exchange files (they
+    are not outputs). Its ``observed`` part says what the process saw of its machine."""
+    result_path = build / RESULT_FILE
+    result = json.loads(result_path.read_text())
+    for name in (RESULT_FILE, REQUEST_FILE, *cleanup):
+        (build / name).unlink(missing_ok=True)
+    return result
 
-    return {"host": socket.gethostname(), "gpus": gpu_inventory(),
-            "image_env": os.environ.get(IMAGE_ENV),
-            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+
+def observed_fields(observed: dict) -> dict:
+    """The part of an execution record that only the process running the stage can know."""
+    return {"gpus": observed["gpus"], "cuda_visible_devices": observed.get("cuda_visible_devices"),
+            "image_env": observed.get("image_env")}

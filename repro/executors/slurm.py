@@ -20,7 +20,7 @@ from typing import Any
 
 from repro.errors import InputError
 from repro.executors.base import Executor, StageFailed, StageJob, StageResult, image_role, lock_image
-from repro.executors.request import REQUEST_FILE, RESULT_FILE, write_json
+from repro.executors.request import REQUEST_FILE, RESULT_FILE, observed_fields, take_result, write_json
 from repro.executors.resources import stage_resources
 
 RUNTIMES = ("apptainer", "enroot", "host")
@@ -161,15 +161,11 @@ class SlurmExecutor(Executor):
             last = "\n".join(f"    {line}" for line in tail) or f"    {(done.stderr or '(no output)').strip()}"
             raise StageFailed(f"stage {req['name']!r}: SLURM job {job_id or '(not submitted)'} "
                               f"exit {done.returncode}; nothing was published; log {log}; last lines:\n{last}")
-        result = json.loads((job.build / RESULT_FILE).read_text())
-        for name in (RESULT_FILE, REQUEST_FILE, "stage.sbatch"):
-            (job.build / name).unlink()
+        result = take_result(job.build, cleanup=("stage.sbatch",))
         inside = result["observed"]
         role = image_role(req["kind"])
         execution = {"executor": self.name, "runtime": self.runtime, "job_id": job_id,
-                     "host": inside["host"], "gpus": inside["gpus"],
-                     "cuda_visible_devices": inside.get("cuda_visible_devices"),
-                     "image_env": inside.get("image_env"), "log": log.name,
+                     "host": inside["host"], **observed_fields(inside), "log": log.name,
                      "accounting": self._sacct(job_id)}
         if self.runtime != "host":
             execution["image"] = self._image_record(role)

@@ -19,7 +19,6 @@ from repro.errors import InputError
 from repro.executors.base import Executor, StageJob, image_role
 from repro.executors.request import make_request
 from repro.pipeline import cache
-from repro.pipeline.context import StageContext
 from repro.pipeline.store import RESERVED, Store
 from repro.provenance import pins
 from repro.provenance.digest import digest_tree, sha256_file

@@ -6,7 +6,6 @@ import shutil
 import zipfile
 from pathlib import Path
 
-import click
 import httpx2
 import huggingface_hub
 from huggingface_hub import errors as hf_errors

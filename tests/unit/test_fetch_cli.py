@@ -2,7 +2,6 @@
 No network: the Hub is monkeypatched."""
 
 import hashlib
-import json
 import shutil
 from pathlib import Path
 
