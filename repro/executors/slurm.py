@@ -152,15 +152,13 @@ class SlurmExecutor(Executor):
         log = (logs / f"{req['experiment']}.{req['name']}.{job.key[:12]}.log").resolve()
         script = job.build / "stage.sbatch"
         script.write_text(self.render(job, log))
-        done = self._run([self.settings.get("sbatch") or "sbatch", "--parsable", "--wait", str(script)],
-                         capture_output=True, text=True)
-        job_id = (done.stdout or "").strip().split(";")[0].splitlines()[0] if (done.stdout or "").strip() else None
-        if done.returncode != 0 or not (job.build / RESULT_FILE).exists():
+        job_id, returncode, stderr = self._submit(script)
+        if returncode != 0 or not (job.build / RESULT_FILE).exists():
             tail = collections.deque(log.read_text(errors="replace").splitlines() if log.exists() else [],
                                      maxlen=int(self.settings.get("tail_lines", 30)))
-            last = "\n".join(f"    {line}" for line in tail) or f"    {(done.stderr or '(no output)').strip()}"
+            last = "\n".join(f"    {line}" for line in tail) or f"    {(stderr or '(no output)').strip()}"
             raise StageFailed(f"stage {req['name']!r}: SLURM job {job_id or '(not submitted)'} "
-                              f"exit {done.returncode}; nothing was published; log {log}; last lines:\n{last}")
+                              f"exit {returncode}; nothing was published; log {log}; last lines:\n{last}")
         result = take_result(job.build, cleanup=("stage.sbatch",))
         inside = result["observed"]
         role = image_role(req["kind"])
@@ -172,6 +170,21 @@ class SlurmExecutor(Executor):
         return StageResult(dependencies=result["dependencies"], protocol=result["protocol"],
                            started=result["started"], finished=result["finished"],
                            system=result["system"], execution=execution)
+
+    def _submit(self, script: Path) -> tuple[str | None, int, str]:
+        """``sbatch --parsable --wait``: the job id comes at submission, the exit code at the
+        end. Interrupted here (Ctrl-C), the job is cancelled rather than left running."""
+        proc = subprocess.Popen([self.settings.get("sbatch") or "sbatch", "--parsable", "--wait", str(script)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        job_id = proc.stdout.readline().strip().split(";")[0] or None
+        try:
+            _, stderr = proc.communicate()
+        except KeyboardInterrupt:
+            if job_id:
+                self._run(["scancel", job_id], capture_output=True, text=True)
+            proc.kill()
+            raise
+        return job_id, proc.returncode, stderr
 
     def _image_record(self, role: str) -> dict[str, Any]:
         ref = self.image(role)

@@ -342,3 +342,28 @@ def test_verify_checks_the_image_a_stage_ran_in(experiments, tmp_path):
         assert any(c.name == "stage b" and c.level == "warn" and "ran on the host" in c.detail for c in v.checks)
     finally:
         verify_mod.pins.load_lock = orig
+
+
+def test_interrupted_slurm_wait_cancels_the_job(tmp_path, monkeypatch):
+    import io
+    import subprocess
+
+    from repro.executors import slurm
+
+    class Submitted:
+        def __init__(self, cmd, **kw):
+            self.stdout = io.StringIO("77;cluster\n")
+
+        def communicate(self):
+            raise KeyboardInterrupt
+
+        def kill(self):
+            pass
+
+    calls = []
+    monkeypatch.setattr(slurm.subprocess, "Popen", Submitted)
+    ex = SlurmExecutor(dict(SLURM_SETTINGS, runtime="host"), "tiny",
+                       run=lambda cmd, **kw: calls.append(cmd) or subprocess.CompletedProcess(cmd, 0, "", ""))
+    with pytest.raises(KeyboardInterrupt):
+        ex._submit(tmp_path / "stage.sbatch")
+    assert calls == [["scancel", "77"]]
