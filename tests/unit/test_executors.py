@@ -367,3 +367,22 @@ def test_interrupted_slurm_wait_cancels_the_job(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         ex._submit(tmp_path / "stage.sbatch")
     assert calls == [["scancel", "77"]]
+
+
+def test_interrupted_docker_stage_removes_its_container(experiments, tmp_path):
+    class Interrupted(FakeClient):
+        def run(self, image, command, **kw):
+            found = super().run(image, command, **kw)
+            if command[0] == "stage-exec":
+                def logs(stream, follow):
+                    raise KeyboardInterrupt
+                    yield b""
+                found.logs = logs
+                self.container = found
+            return found
+
+    client = Interrupted()
+    with pytest.raises(KeyboardInterrupt):
+        run_chain(experiments, tmp_path / "runs", docker_executor(client))
+    assert client.container.removed  # not left running after the runner stops
+    assert not [p for p in (tmp_path / "runs" / "store").iterdir() if p.name != ".tmp"]
