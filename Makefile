@@ -20,7 +20,7 @@ RUN_FLAGS = --profile $(PROFILE) --runs-dir $(RUNS) --executor $(EXECUTOR) \
 # The paper's experiments (docs/experiments.md); `all` runs them as one experiment, shared stages once.
 EXPERIMENTS := table1 figure2 data_filtering table2 layers objectives merging released
 
-.PHONY: setup test smoke verify bench bench-gpu clean reproduce-% reproduce-all docker-smoke docker-smoke-offline
+.PHONY: setup test smoke verify bench bench-gpu clean reproduce-% reproduce-all docker-smoke docker-image-offline docker-smoke-offline
 .PHONY: test-vllm-cpu bench-vllm-cpu
 
 $(VENV)/.installed: pyproject.toml
@@ -94,7 +94,9 @@ docker-smoke: setup
 
 # The same where no registry is reachable: the base is made locally with debootstrap (root) and
 # used by image ID. LOCAL_WHEELS=<dir> serves the +cpu torch wheel from a local copy.
-docker-smoke-offline: setup
+docker-image-offline: setup
 	PYTHON=$(abspath $(BIN))/python scripts/docker/build-offline.sh repro-smoke:dev
+
+docker-smoke-offline: docker-image-offline
 	$(REPRO) run smoke --profile tiny --runs-dir $(RUNS)-docker --executor docker
 	$(REPRO) verify $(RUNS)-docker/smoke
