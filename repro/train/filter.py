@@ -32,7 +32,7 @@ LAYOUT_FILES = {"llava_pretrain": "blip_laion_cc_sbu_558k.json",
 DEFAULT_KEYWORDS = ("bomb", "explosive", "kill", "murder", "suicide", "self-harm", "poison",
                     "weapon", "terrorist", "meth", "cocaine", "child abuse", "rape", "torture",
                     "steal", "hack into", "ransomware", "counterfeit", "human trafficking")
-WORLD_LABELS_VERSION = 1
+WORLD_LABELS_VERSION = 2
 TEXT_CLASSIFIERS = ("keyword", "llama_guard3", "world_labels")
 
 
@@ -69,7 +69,7 @@ class WorldLabelsClassifier:
         from repro.data.synthetic.world import COLOR_NAMES, COMPLIANCE, TOPICS
 
         fill = {"n": r"\d+", "m": r"\d+", "color": "(?:" + "|".join(map(re.escape, COLOR_NAMES)) + ")"}
-        templates = [bad for _, bad, *_ in TOPICS] + [COMPLIANCE]
+        templates = [bad for _, bad, *_ in TOPICS] + list(COMPLIANCE.values())
         self.patterns = [re.compile(re.escape(t).replace(r"\{", "{").replace(r"\}", "}").format(**fill))
                          for t in templates]
 

@@ -52,7 +52,7 @@ def llava_instruct(out: Path, w: World, scale: int) -> dict:
         folder = w.pick(("coco/train2017", "gqa/images"))
         rel = f"{folder}/{i:012d}.png"
         write_bytes(out / rel, png_shape(color, shape, dx, dy))
-        if w.chance(0.5):
+        if w.chance(0.3):
             qa = w.qa_about(color, shape)[: w.pick((1, 2, 3))]
         else:  # VQA records are multi-turn too: several questions about one image
             qa = [w.vqa_about(color, shape) for _ in range(w.pick((1, 2, 3)))]
@@ -93,7 +93,8 @@ def _vlguard_split(out: Path, split: str, w: World, count: int) -> dict:
         if i % 2 == 0:  # a safe image: one safe and one unsafe instruction
             rel = f"safe_shapes/{split}_{i:05d}.png"
             write_bytes(out / split / rel, png_shape(color, shape, dx, dy))
-            question, answer = w.qa_about(color, shape)[0]
+            # VLGuard's safe instructions keep the model helpful on safe images: free-form and VQA
+            question, answer = w.qa_about(color, shape)[0] if w.chance(0.5) else w.vqa_about(color, shape)
             rows.append({"id": f"Shape_{split}_{i:05d}", "image": rel, "safe": True, "instr-resp": [
                 {"safe_instruction": question, "response": answer},
                 {"unsafe_instruction": w.request(harmful=True).text, "response": REFUSAL}]})
