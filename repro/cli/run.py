@@ -43,4 +43,46 @@ def run_cmd(experiments, profile, runs_dir, overrides, executor_name, executor_c
         verify_paths([m.parent for m in manifests], strict=False)
 
 
-COMMANDS = [run_cmd]
+@click.command("findings")
+@profile_option
+@runs_dir_option
+@set_option
+@executor_options
+@click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds.")
+def findings_cmd(profile, runs_dir, overrides, executor_name, executor_config, seeds):
+    """Run the `findings` experiment once per seed and write RUNS_DIR/findings/findings.md: each
+    of the paper's findings beside its claim, with the seeds it held on."""
+    import dataclasses
+    import json
+
+    from repro.config.load import load_experiment
+    from repro.errors import InputError
+    from repro.executors import make_executor
+    from repro.pipeline.lock import RunLock
+    from repro.pipeline.runner import Runner
+    from repro.report import findings
+
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise InputError(f"--seeds {seeds!r}: expected comma-separated integers") from None
+    measured = {}
+    with RunLock(runs_dir):
+        runner = Runner(runs_dir, echo=click.echo, executor=make_executor(executor_name, profile, executor_config))
+        try:
+            for seed in seed_list:
+                exp = load_experiment("findings", profile, tuple(overrides) + (f"seed={seed}",))
+                exp = dataclasses.replace(exp, name=f"findings-seed{seed}")
+                click.echo(f"== {exp.name} ({profile}) ==")
+                manifest = runner.run(exp)
+                measured[seed] = findings.scores(runs_dir, json.loads(manifest.read_text()))
+        finally:
+            runner.close()
+    path, found = findings.write(runs_dir / "findings", profile, measured)
+    for key, v in found.items():
+        click.echo(f"finding {key:<6} {'holds' if v['holds'] else 'held on ' + str(len(v['held_on'])) + '/' + str(len(seed_list))}"
+                   f"  ({v['claim']})")
+    click.echo(f"findings: {path}")
+
+
+COMMANDS = [run_cmd, findings_cmd]
