@@ -1,6 +1,7 @@
 """Small, real stage functions used by the pipeline tests (registered under ``test/*``)."""
 
 import json
+from pathlib import Path
 
 from repro.errors import InputError
 
@@ -31,3 +32,13 @@ def fail_midway(ctx):
 def write_link(ctx):
     (ctx.out / "a.txt").write_text("a")
     (ctx.out / "link").symlink_to("a.txt")
+
+
+def one_stage_experiments(root: Path, bad_params: str) -> Path:
+    """Experiments for executors that run a stage in another process (test/* kinds exist only
+    in this one): ``one``, a real and fast stage; ``bad``, the same kind with ``bad_params``."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name, params in (("one", "{dataset: llava_pretrain, size: 8}"), ("bad", bad_params)):
+        (root / f"{name}.yaml").write_text(
+            f"schema: 1\nstages:\n  world: {{kind: data/synthetic, params: {params}}}\nresults: []\n")
+    return root

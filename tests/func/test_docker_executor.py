@@ -7,6 +7,7 @@ import socket
 
 import pytest
 
+from stagefns import one_stage_experiments
 from repro.config.load import load_experiment
 from repro.executors import settings
 from repro.executors.base import StageFailed
@@ -34,12 +35,7 @@ def client():
 
 
 def test_tiny_stage_runs_in_the_container_and_its_record_names_the_image(client, tmp_path):
-    root = tmp_path / "experiments"
-    root.mkdir()
-    (root / "one.yaml").write_text("schema: 1\nstages:\n  world: {kind: data/synthetic, params: "
-                                   "{dataset: llava_pretrain, size: 8}}\nresults: []\n")
-    (root / "bad.yaml").write_text("schema: 1\nstages:\n  world: {kind: data/synthetic, params: "
-                                   "{dataset: llava_pretrain, size: -3}}\nresults: []\n")
+    root = one_stage_experiments(tmp_path / "experiments", "{dataset: llava_pretrain, size: -3}")
     conf = dict(settings("docker", "tiny"), hf_cache=None)
     runs = tmp_path / "runs"
     log = []

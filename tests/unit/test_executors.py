@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from stagefns import one_stage_experiments
 from repro.config.load import load_experiment
 from repro.executors import image_role, make_executor, settings
 from repro.executors.base import StageFailed, StageJob
@@ -254,12 +255,7 @@ def test_slurm_executor_submits_waits_and_records_the_job(tmp_path):
     sbatch.chmod(sbatch.stat().st_mode | stat.S_IEXEC)
     venv_bin = Path(os.sys.executable).parent
     conf = dict(SLURM_SETTINGS, runtime="host", sbatch=str(sbatch), setup=[f"export PATH={venv_bin}:$PATH"])
-    root = tmp_path / "experiments"
-    root.mkdir()
-    (root / "one.yaml").write_text("schema: 1\nstages:\n  world: {kind: data/synthetic, params: "
-                                   "{dataset: llava_pretrain, size: 8}}\nresults: []\n")
-    (root / "bad.yaml").write_text("schema: 1\nstages:\n  world: {kind: data/synthetic, params: "
-                                   "{dataset: no_such_set}}\nresults: []\n")
+    root = one_stage_experiments(tmp_path / "experiments", "{dataset: no_such_set}")
     runs = tmp_path / "runs"
     log = []
     runner = Runner(runs, echo=log.append, executor=SlurmExecutor(conf, "tiny"))
