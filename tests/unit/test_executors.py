@@ -382,3 +382,21 @@ def test_interrupted_docker_stage_removes_its_container(experiments, tmp_path):
         run_chain(experiments, tmp_path / "runs", docker_executor(client))
     assert client.container.removed  # not left running after the runner stops
     assert not [p for p in (tmp_path / "runs" / "store").iterdir() if p.name != ".tmp"]
+
+
+def test_doctor_checks_the_executor_without_pulling(tmp_path):
+    from repro.doctor import check_executor
+
+    client = FakeClient()
+    lines = [c.line() for c in check_executor("docker", "tiny", executor=docker_executor(client))]
+    assert lines[0].startswith("OK   executor   docker daemon gpu-box-1")
+    assert any(line.startswith("OK   image      eval: repro-smoke:dev sha256:abab") for line in lines)
+    client.known = set()
+    checks = check_executor("docker", "paper", executor=docker_executor(
+        client, profile="paper", images={"train": "repro-train:dev", "eval": "reg.example/e@sha256:" + "1" * 64}))
+    assert [c.level for c in checks] == ["OK", "FAIL", "FAIL"] and client.pulled == []
+    sif = tmp_path / "train.sif"
+    sif.write_bytes(b"sif")
+    slurm = SlurmExecutor(dict(SLURM_SETTINGS, images={"train": str(sif), "eval": str(tmp_path / "no.sif")}), "paper")
+    found = {c.detail: c.level for c in check_executor("slurm", "paper", executor=slurm)}
+    assert found[f"train: {sif}"] == "OK" and found[f"eval: {tmp_path / 'no.sif'} not found"] == "FAIL"
