@@ -25,7 +25,15 @@ def machine() -> tuple[dict, dict]:
 
 
 def probe() -> dict[str, Any]:
-    """The code and environment this process computes with (they key its stages)."""
+    """The code and environment this process computes with (they key its stages); read once
+    per process, like the code fingerprint it holds. A copy: callers may annotate it."""
+    import copy
+
+    return copy.deepcopy(_probe())
+
+
+@functools.lru_cache(maxsize=1)
+def _probe() -> dict[str, Any]:
     from repro.pipeline import cache
     from repro.provenance import pins
     from repro.provenance.digest import sha256_file
