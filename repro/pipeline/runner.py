@@ -74,7 +74,7 @@ class Runner:
         self.shared: dict = {}  # models etc. loaded once per process, shared across stages
         self._keys: dict[str, str] = {}  # stage name -> store key, in the experiment being run
         self._system: tuple[dict, str] | None = None
-        self.lock = pins.load_lock()
+        pins.load_lock()  # a malformed manifest.lock fails here, before any stage
         lock_file = pins.lock_path()
         self.lock_sha256 = sha256_file(lock_file) if lock_file.exists() else None
 
@@ -119,6 +119,11 @@ class Runner:
     def _stage(self, exp: Experiment, spec: StageSpec, digests: dict[str, str], invocation: str):
         inputs = {role: digests[up] for role, up in spec.inputs.items()}
         components, where = key_components(self.executor, spec, inputs)
+        if where.get("lock_sha256") != self.lock_sha256:
+            # the stage would check its pins against another lock than the one its record names
+            raise InputError(f"stage {spec.name!r}: {self.executor.name} executor: the manifest.lock "
+                             f"where it runs (sha256 {where.get('lock_sha256')}) differs from this "
+                             f"checkout's ({self.lock_sha256}); rebuild the image from this checkout")
         key = cache.stage_key(components)
         statement = self.store.statement(key)
         note = ""

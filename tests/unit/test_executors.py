@@ -400,3 +400,18 @@ def test_doctor_checks_the_executor_without_pulling(tmp_path):
     slurm = SlurmExecutor(dict(SLURM_SETTINGS, images={"train": str(sif), "eval": str(tmp_path / "no.sif")}), "paper")
     found = {c.detail: c.level for c in check_executor("slurm", "paper", executor=slurm)}
     assert found[f"train: {sif}"] == "OK" and found[f"eval: {tmp_path / 'no.sif'} not found"] == "FAIL"
+
+
+def test_an_image_with_another_manifest_lock_is_refused(experiments, tmp_path):
+    from repro.errors import InputError
+
+    class OtherLock(FakeClient):
+        def run(self, image, command, **kw):
+            out = super().run(image, command, **kw)
+            if command == ["stage-probe"]:
+                return json.dumps(dict(json.loads(out), lock_sha256="0" * 64)).encode()
+            return out
+
+    with pytest.raises(InputError, match=r"stage 'a': docker executor: the manifest.lock where it runs "
+                                         r"\(sha256 0{64}\) differs from this checkout's"):
+        run_chain(experiments, tmp_path / "runs", docker_executor(OtherLock()))
