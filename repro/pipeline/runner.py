@@ -17,14 +17,13 @@ from typing import Callable
 from repro.config.schema import Experiment, StageSpec
 from repro.errors import InputError
 from repro.executors.base import Executor, StageJob, image_role
-from repro.executors.request import make_request
+from repro.executors.request import make_request, now
 from repro.pipeline import cache
 from repro.pipeline.store import RESERVED, Store
 from repro.provenance import pins
 from repro.provenance.digest import digest_tree, sha256_file
 from repro.provenance.record import (output_digest, seal, stage_statement, subject_files,
                                      write_json_atomic)
-from repro.provenance.system import describe_system
 
 
 @dataclass
@@ -35,10 +34,6 @@ class Outcome:
     status: str  # "cached" | "ran"
     seconds: float
     note: str = ""
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def key_components(executor: Executor, spec: StageSpec, inputs: dict[str, str]) -> tuple[dict, dict]:
@@ -90,7 +85,9 @@ class Runner:
 
     def system(self) -> tuple[dict, str]:
         if self._system is None:
-            system = describe_system()
+            from repro.executors.local import machine
+
+            system = machine()[0]  # described once per process (stages run here share it)
             self._system = (system, self.store.save_system(system))
         return self._system
 
@@ -100,7 +97,7 @@ class Runner:
         removed = self.store.clean_stale_builds()
         if removed:
             self.echo(f"removed {removed} half-built stage(s) left by an interrupted run")
-        started, invocation = _now(), uuid.uuid4().hex
+        started, invocation = now(), uuid.uuid4().hex
         self._keys = {}
         digests: dict[str, str] = {}
         entries: dict[str, dict] = {}
@@ -200,7 +197,7 @@ class Runner:
             "results": results, "result_stages": list(exp.results),
             "system": system, "system_sha256": system_sha,
             "lock": {"sha256": self.lock_sha256},
-            "invocation": {"id": invocation, "startedOn": started, "finishedOn": _now()},
+            "invocation": {"id": invocation, "startedOn": started, "finishedOn": now()},
         })
         path = self.store.root / exp.name / "manifest.json"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,21 +1,18 @@
-"""Executors: the docker executor against a fake Docker client that really runs the stage (as
-`repro stage-exec` would in the container), the slurm executor's rendered script (golden file)
-and its submit path through a fake sbatch, and what `repro verify` says of where stages ran."""
+"""The docker executor against a fake Docker client that really runs the stage (as `repro
+stage-exec` would in the container), and what `repro verify` says of where stages ran. The slurm
+executor, `repro plan` and `repro doctor`: test_executors_slurm.py."""
 
 import json
 import os
-import stat
 from pathlib import Path
 
 import pytest
 
-from stagefns import one_stage_experiments
 from repro.config.load import load_experiment
 from repro.executors import image_role, make_executor, settings
-from repro.executors.base import StageFailed, StageJob
+from repro.executors.base import StageFailed
 from repro.executors.docker import CONTAINER_RUNS, DockerExecutor
 from repro.executors.local import probe
-from repro.executors.slurm import SlurmExecutor
 from repro.pipeline.runner import Runner
 from repro.provenance.record import execution_record, read_json
 from repro.provenance.verify import verify_manifest
@@ -214,77 +211,6 @@ def test_executor_settings_reject_unknown_keys(tmp_path):
     assert settings("docker", "tiny")["images"]["eval"] == "repro-smoke:dev"
 
 
-# ---------------------------------------------------------------------------- slurm
-
-SLURM_SETTINGS = {"runtime": "apptainer", "partition": "gpu", "account": "safety", "qos": None,
-                  "time": "48:00:00", "cpus_per_gpu": 8, "mem_per_gpu": "120G", "cpus_no_gpu": 8,
-                  "mem_no_gpu": "64G", "setup": ["module load apptainer"],
-                  "images": {"train": "/images/repro-train.sif", "eval": "/images/repro-eval.sif"},
-                  "hf_cache": "/shared/hf", "sbatch": "sbatch", "tail_lines": 5}
-
-
-def test_sbatch_script_for_a_paper_stage_matches_golden_file():
-    exp = load_experiment("table2", "paper", ())
-    spec = exp.stages["stage2_b"]
-    runs = Path("/shared/runs")
-    key = "0123456789abcdef" * 4
-    request = {"experiment": exp.name, "name": spec.name, "kind": spec.kind, "params": spec.params,
-               "inputs": {}, "out": f"store/.tmp/{key}.1/out", "seed": 0, "profile": "paper"}
-    job = StageJob(request=request, build=runs / "store" / ".tmp" / f"{key}.1", runs=runs, key=key)
-    script = SlurmExecutor(SLURM_SETTINGS, "paper").render(job, runs / "logs" / "slurm" / "stage2_b.log")
-    golden = ROOT / "tests" / "golden" / "slurm_stage2.sbatch"
-    if os.environ.get("REPRO_UPDATE_GOLDEN"):
-        golden.write_text(script)
-    assert script == golden.read_text()
-
-
-FAKE_SBATCH = """#!/bin/bash
-# A stand-in for sbatch --parsable --wait: runs the script here, prints a job id, exits with it.
-script="${@: -1}"
-out=$(grep -m1 '^#SBATCH --output=' "$script" | cut -d= -f2-)
-echo "4242"
-bash "$script" > "$out" 2>&1
-"""
-
-
-def test_slurm_executor_submits_waits_and_records_the_job(tmp_path):
-    # the job is a new process: it runs a real stage kind (test/* kinds live in this one only)
-    sbatch = tmp_path / "bin" / "sbatch"
-    sbatch.parent.mkdir()
-    sbatch.write_text(FAKE_SBATCH)
-    sbatch.chmod(sbatch.stat().st_mode | stat.S_IEXEC)
-    venv_bin = Path(os.sys.executable).parent
-    conf = dict(SLURM_SETTINGS, runtime="host", sbatch=str(sbatch), setup=[f"export PATH={venv_bin}:$PATH"])
-    root = one_stage_experiments(tmp_path / "experiments", "{dataset: no_such_set}")
-    runs = tmp_path / "runs"
-    log = []
-    runner = Runner(runs, echo=log.append, executor=SlurmExecutor(conf, "tiny"))
-    manifest = runner.run(load_experiment("one", "tiny", (), root=root))
-    data = json.loads(manifest.read_text())
-    assert list((runs / "one" / "stages" / "world").iterdir())
-    record = execution_record(read_json(runs / data["stages"]["world"]["statement"]))
-    assert record["executor"] == "slurm" and record["job_id"] == "4242" and record["runtime"] == "host"
-    assert "image" not in record and record["accounting"] in ("sacct not available", "sacct returned nothing")
-    # a failing job: its log's last lines in the error, nothing published
-    with pytest.raises(StageFailed, match=r"SLURM job 4242 exit \d+; nothing was published; (.|\n)*no_such_set"):
-        runner.run(load_experiment("bad", "tiny", (), root=root))
-    assert len([p for p in (runs / "store").iterdir() if p.name != ".tmp"]) == 1
-
-
-def test_plan_shows_executor_image_and_launch_command():
-    from click.testing import CliRunner
-
-    from repro.cli import cli, _register
-
-    _register()
-    out = CliRunner().invoke(cli, ["plan", "table2", "--profile", "paper", "--executor", "docker"]).output
-    block = out.split("- stage2_b: ")[1].split("\n- ")[0]
-    assert "runs: docker image repro-train:dev (train)" in block
-    assert ("launch: python -m accelerate.commands.launch --config_file "
-            "configs/launch/accelerate_4gpu.yaml -m repro.train.launch '<spec.json>'") in block
-    assert "runs: docker image repro-eval:dev (eval)" in out
-
-
 # ---------------------------------------------------------------------------- verify
 
 
@@ -340,31 +266,6 @@ def test_verify_checks_the_image_a_stage_ran_in(experiments, tmp_path):
         verify_mod.pins.load_lock = orig
 
 
-def test_interrupted_slurm_wait_cancels_the_job(tmp_path, monkeypatch):
-    import io
-    import subprocess
-
-    from repro.executors import slurm
-
-    class Submitted:
-        def __init__(self, cmd, **kw):
-            self.stdout = io.StringIO("77;cluster\n")
-
-        def communicate(self):
-            raise KeyboardInterrupt
-
-        def kill(self):
-            pass
-
-    calls = []
-    monkeypatch.setattr(slurm.subprocess, "Popen", Submitted)
-    ex = SlurmExecutor(dict(SLURM_SETTINGS, runtime="host"), "tiny",
-                       run=lambda cmd, **kw: calls.append(cmd) or subprocess.CompletedProcess(cmd, 0, "", ""))
-    with pytest.raises(KeyboardInterrupt):
-        ex._submit(tmp_path / "stage.sbatch")
-    assert calls == [["scancel", "77"]]
-
-
 def test_interrupted_docker_stage_removes_its_container(experiments, tmp_path):
     class Interrupted(FakeClient):
         def run(self, image, command, **kw):
@@ -382,24 +283,6 @@ def test_interrupted_docker_stage_removes_its_container(experiments, tmp_path):
         run_chain(experiments, tmp_path / "runs", docker_executor(client))
     assert client.container.removed  # not left running after the runner stops
     assert not [p for p in (tmp_path / "runs" / "store").iterdir() if p.name != ".tmp"]
-
-
-def test_doctor_checks_the_executor_without_pulling(tmp_path):
-    from repro.doctor import check_executor
-
-    client = FakeClient()
-    lines = [c.line() for c in check_executor("docker", "tiny", executor=docker_executor(client))]
-    assert lines[0].startswith("OK   executor   docker daemon gpu-box-1")
-    assert any(line.startswith("OK   image      eval: repro-smoke:dev sha256:abab") for line in lines)
-    client.known = set()
-    checks = check_executor("docker", "paper", executor=docker_executor(
-        client, profile="paper", images={"train": "repro-train:dev", "eval": "reg.example/e@sha256:" + "1" * 64}))
-    assert [c.level for c in checks] == ["OK", "FAIL", "FAIL"] and client.pulled == []
-    sif = tmp_path / "train.sif"
-    sif.write_bytes(b"sif")
-    slurm = SlurmExecutor(dict(SLURM_SETTINGS, images={"train": str(sif), "eval": str(tmp_path / "no.sif")}), "paper")
-    found = {c.detail: c.level for c in check_executor("slurm", "paper", executor=slurm)}
-    assert found[f"train: {sif}"] == "OK" and found[f"eval: {tmp_path / 'no.sif'} not found"] == "FAIL"
 
 
 def test_an_image_with_another_manifest_lock_is_refused(experiments, tmp_path):

@@ -48,7 +48,7 @@ def _zero_stage(trainer_dir: Path, step: int) -> int:
     ckpt = trainer_dir / f"checkpoint-{step}" / f"global_step{step}"
     shards = sorted(p.name for p in ckpt.glob("*zero_pp_rank_*_optim_states.pt"))
     assert [s.split("zero_pp_rank_")[1][0] for s in shards] == ["0", "1"], shards
-    states = torch.load(next(ckpt.glob("*model_states.pt")), map_location="cpu", weights_only=False)
+    states = torch.load(next(ckpt.glob("*model_states.pt")), map_location="cpu", weights_only=True)
     return states["ds_config"]["zero_optimization"]["stage"]
 
 
