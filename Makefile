@@ -7,9 +7,10 @@ RUNS ?= runs
 BIN := $(VENV)/bin
 REPRO := $(BIN)/repro
 # CPU wheel of torch first: letting pip resolve plain `torch` pulls multi-GB CUDA wheels.
-# deepspeed: its ZeRO-2/3 path is tested on CPU (gloo); docker: the docker executor's SDK.
+# deepspeed: its ZeRO-2/3 path is tested on CPU (gloo); docker: the docker executor's SDK;
+# sign: signed statements and model checkpoints (docs/provenance.md).
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= train,eval,report,docker,deepspeed,dev
+EXTRAS ?= train,eval,report,docker,deepspeed,sign,dev
 # Where stages run (docs/executors.md): this process for the tiny profile, each stage in its
 # pinned image for the paper profile. EXECUTOR=local|docker|slurm, EXECUTOR_CONFIG=<yaml>.
 EXECUTOR ?= $(if $(filter paper,$(PROFILE)),docker,local)
