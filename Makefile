@@ -94,8 +94,8 @@ clean:
 	rm -rf $(RUNS) bench
 
 # Build the CPU image (pins from manifest.lock) and run the tiny reproduction with every stage in
-# it (docker executor; each stage record names the image ID). Needs a Docker daemon; fails before
-# Docker runs while the cpu base image digest is unpinned.
+# it (docker executor; each stage record names the image ID). Needs a Docker daemon and the
+# registry that serves the pinned base (images.cpu in manifest.lock).
 docker-smoke: setup
 	docker build $$($(BIN)/python -m repro.provenance.pins build-args cpu) -t repro-smoke:dev .
 	$(REPRO) run smoke --profile tiny --runs-dir $(RUNS)-docker --executor docker
