@@ -12,7 +12,7 @@ from repro.cli.options import signing_key_option
 
 
 def verify_paths(paths: list[Path], strict: bool, trusted: tuple[Path, ...] = (), signing_key: Path | None = None) -> None:
-    from repro.provenance.signing import IN_TOTO, Signer, check_signatures
+    from repro.provenance.signing import IN_TOTO, Signer, check_signatures, envelope_path
     from repro.provenance.verify import find_manifests, format_report, verify_manifest, write_verdict
 
     signer = Signer(signing_key) if signing_key else None
@@ -27,6 +27,8 @@ def verify_paths(paths: list[Path], strict: bool, trusted: tuple[Path, ...] = ()
                 verdict_path = write_verdict(manifest, v, strict)
                 if signer is not None:
                     signer.sign_file(verdict_path, IN_TOTO)
+                else:  # an envelope over an earlier verdict vouches for nothing now
+                    envelope_path(verdict_path).unlink(missing_ok=True)
             verdict = v.verdict(strict)
             if verdict == "FAILED" or (verdict == "WARNED" and worst == "PASSED"):
                 worst = verdict

@@ -177,6 +177,8 @@ def test_every_statement_envelope_and_verdict_is_a_valid_attestation(signed, tmp
     manifest_envelope = json.loads((runs / "signed" / "manifest.dsse.json").read_text())
     assert base64.b64decode(manifest_envelope["payload"]) == (runs / "signed" / "manifest.json").read_bytes()
     assert checked == 6 * 2 + 5  # five model checkpoints: two LLMs, two LLaVAs, the merge
+    # a later verdict written without a key leaves no envelope over an earlier one
+    assert _verify(runs)[0] == 0 and not (runs / "signed" / "verification.dsse.json").exists()
 
 
 def test_every_statement_and_the_verdict_of_the_smoke_run_are_valid_attestations(smoke_run):
