@@ -15,8 +15,8 @@ from pathlib import Path
 
 from repro.errors import InputError
 from repro.provenance import pins
-from repro.provenance.pins import STAND_IN_LABEL
 from repro.provenance.digest import dir_digest, dir_hash, digest_tree, sha256_file
+from repro.provenance.pins import STAND_IN_LABEL
 from repro.provenance.record import (STATEMENT_TYPE, TEST_RESULT_PREDICATE, execution_record,
                                      output_digest, read_json, seal_ok, subject_files,
                                      verdict_configuration, write_json_atomic)
