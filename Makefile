@@ -7,9 +7,10 @@ RUNS ?= runs
 BIN := $(VENV)/bin
 REPRO := $(BIN)/repro
 # CPU wheel of torch first: letting pip resolve plain `torch` pulls multi-GB CUDA wheels.
-# deepspeed: its ZeRO-2/3 path is tested on CPU (gloo); docker: the docker executor's SDK.
+# deepspeed: its ZeRO-2/3 path is tested on CPU (gloo); docker: the docker executor's SDK;
+# sign: signed statements and model checkpoints (docs/provenance.md).
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= train,eval,report,docker,deepspeed,dev
+EXTRAS ?= train,eval,report,docker,deepspeed,sign,dev
 # Where stages run (docs/executors.md): this process for the tiny profile, each stage in its
 # pinned image for the paper profile. EXECUTOR=local|docker|slurm, EXECUTOR_CONFIG=<yaml>.
 EXECUTOR ?= $(if $(filter paper,$(PROFILE)),docker,local)
@@ -93,8 +94,8 @@ clean:
 	rm -rf $(RUNS) bench
 
 # Build the CPU image (pins from manifest.lock) and run the tiny reproduction with every stage in
-# it (docker executor; each stage record names the image ID). Needs a Docker daemon; fails before
-# Docker runs while the cpu base image digest is unpinned.
+# it (docker executor; each stage record names the image ID). Needs a Docker daemon and the
+# registry that serves the pinned base (images.cpu in manifest.lock).
 docker-smoke: setup
 	docker build $$($(BIN)/python -m repro.provenance.pins build-args cpu) -t repro-smoke:dev .
 	$(REPRO) run smoke --profile tiny --runs-dir $(RUNS)-docker --executor docker

@@ -61,6 +61,9 @@ def plan_cmd(experiment, profile, runs_dir, overrides, executor_name, executor_c
     executor = make_executor(executor_name, profile, executor_config)
     states = _states(exp, runs_dir, executor)
     click.echo(f"{exp.name} ({profile}) from {exp.source}")
+    wheres = {name: executor.describe(spec.kind, profile) for name, spec in exp.stages.items()}
+    for line in _base_images(wheres.values()):
+        click.echo(line)
     estimates = []
     for spec in exp.stages.values():
         est = estimate(exp, spec)
@@ -68,7 +71,7 @@ def plan_cmd(experiment, profile, runs_dir, overrides, executor_name, executor_c
         hours = f"{est.gpu_hours:.1f} GPU-h" if est.gpu_hours is not None else "-"
         click.echo(f"- {spec.name}: {spec.kind} seed={spec.seed} inputs={json.dumps(spec.inputs)}")
         click.echo(f"    [{states.get(spec.name, 'missing')}] gpus={est.gpus} estimate={hours} ({est.note})")
-        click.echo(f"    runs: {_where(executor.describe(spec.kind, profile))}")
+        click.echo(f"    runs: {_where(wheres[spec.name])}")
         if spec.params.get("launch"):
             click.echo(f"    launch: {_launch_line(spec.params['launch'])}")
         for key, value in sorted(spec.params.items()):
@@ -85,6 +88,25 @@ def _where(where: dict) -> str:
     image = f" image {where['image']} ({where['role']})" if where.get("image") else ""
     extra = f" via {where['runtime']}" if where.get("runtime") else ""
     return f"{where['executor']}{image}{extra}"
+
+
+def _base_images(wheres) -> list[str]:
+    """The pinned bases of manifest.lock's images, and which image this plan builds on each."""
+    from repro.provenance import pins
+
+    used: dict[str, str] = {}
+    for where in wheres:
+        if where.get("lock_image"):
+            used.setdefault(where["lock_image"], where["image"])
+    if not used:
+        return []
+    lines = ["base images (manifest.lock images, by digest):"]
+    for name, img in pins.load_lock()["images"].items():
+        base = f"{img['ref']}@{img['digest']}" if img["digest"] else f"{img['ref']} (UNPINNED)"
+        runs = f"-> {used[name]}" if name in used else "(not used by this plan)"
+        source = f" [{img['source']}]" if img.get("source") else ""
+        lines.append(f"  {name}: {base}{source} {runs}")
+    return lines
 
 
 def _launch_line(config: str) -> str:

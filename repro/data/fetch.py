@@ -60,7 +60,7 @@ def _extract_zip(archive: Path, dest: Path) -> int:
 
 def fetch_dataset(out: Path, entry: dict, key: str, src: hub.Source, extract: dict, keep_archives: bool) -> dict:
     """Verify pinned digests, link the files into ``out``, unpack archives; returns what to record."""
-    from repro.provenance.digest import dir_hash
+    from repro.provenance.digest import DIR_HASH, dir_hash
 
     rels = [r for r in hub.list_tree(src.root) if r not in _OWN_FILES]
     if not rels:
@@ -79,7 +79,7 @@ def fetch_dataset(out: Path, entry: dict, key: str, src: hub.Source, extract: di
     linked = rels if keep_archives else [r for r in rels if r not in extract]
     hub.link_files(src.root, linked, out)
     unpacked = {a: _extract_zip(src.root / a, out / sub) for a, sub in sorted(extract.items())}
-    return {"digest": {"dirHash1": dir_hash(digests)}, "verified_files": verified, "files": len(rels),
+    return {"digest": {DIR_HASH: dir_hash(digests)}, "verified_files": verified, "files": len(rels),
             "unpacked": unpacked}
 
 

@@ -28,7 +28,8 @@ PASS_ENV = ("HF_TOKEN", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_O
             "HF_HUB_ENABLE_HF_TRANSFER", "REPRO_LAUNCH_DIR")
 # Labels of the kit's images worth keeping in a stage record (docs/containers.md).
 KEPT_LABELS = ("org.opencontainers.image.title", "org.opencontainers.image.revision",
-               "org.opencontainers.image.base.name", "org.opencontainers.image.base.digest")
+               "org.opencontainers.image.base.name", "org.opencontainers.image.base.digest",
+               "org.repro.base.stand-in-for")
 SIGNALS = {137: "killed (SIGKILL: out of memory or stopped)", 139: "crashed (SIGSEGV)",
            143: "terminated (SIGTERM)", 134: "aborted (SIGABRT)"}
 
@@ -249,4 +250,5 @@ class DockerExecutor(Executor):
 
     def describe(self, kind: str, profile: str) -> dict[str, Any]:
         role = image_role(kind)
-        return {"executor": self.name, "image": self.image_ref(role), "role": role}
+        return {"executor": self.name, "image": self.image_ref(role), "role": role,
+                "lock_image": lock_image(profile, role)}

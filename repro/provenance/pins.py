@@ -7,7 +7,11 @@ Kept import-light (yaml only) so the CLI, the Dockerfile tooling and CI can use 
     python -m repro.provenance.pins build-args train   # --build-arg lines for docker build
     python -m repro.provenance.pins compose-env        # .env lines for docker compose
     python -m repro.provenance.pins sync-locks         # after requirements/compile.sh
-    python -m repro.provenance.pins set-digest eval sha256:<64 hex>
+    python -m repro.provenance.pins set-digest eval sha256:<64 hex> --source "..."
+
+The Dockerfiles' and docker-compose.yml's default build args mirror the images' pins, so a plain
+`docker build` or `docker compose build` takes the pinned bases; `set-digest` and `sync-locks`
+rewrite those defaults with the lock, and `check` reports any that differ.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import hashlib
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -31,7 +36,7 @@ HOSTS = ("huggingface", "github")
 PIN_REQUIRED = ("id", "revision", "status", "license", "gated", "files", "source")
 PIN_OPTIONAL = ("host", "note")
 IMAGE_REQUIRED = ("ref", "digest", "status")
-IMAGE_OPTIONAL = ("note",)
+IMAGE_OPTIONAL = ("note", "source")
 # Which Dockerfile builds each image, its main requirements lock, and the variant's build args.
 IMAGE_BUILDS = {
     "train": ("Dockerfile.train", "requirements/train.txt", {}),
@@ -39,6 +44,18 @@ IMAGE_BUILDS = {
     "cpu": ("Dockerfile.eval", "requirements/cpu.txt",
             {"LOCK": "cpu", "PIP_EXTRA_INDEX_URL": "https://download.pytorch.org/whl/cpu"}),
 }
+
+# Where the pins are repeated as default build args: each Dockerfile's defaults are one image's,
+# each compose service passes ${<IMAGE>_<ARG>:-<default>}.
+DOCKERFILE_DEFAULTS = {"Dockerfile.train": "train", "Dockerfile.eval": "eval"}
+COMPOSE_FILE = "docker-compose.yml"
+COMPOSE_SERVICES = {"train": "train", "eval": "eval", "smoke": "cpu"}
+PINNED_ARGS = ("BASE_REF", "BASE_DIGEST", "PYTHON_LOCK_SHA256")
+# An unpinned image's default digest: not a valid digest, so `FROM ref@digest` stops the build.
+UNSET_DIGEST = "sha256:unset-see-manifest.lock-and-docs/containers.md"
+# The label an offline build (base made locally, used by image ID) carries: the pinned ref@digest
+# its base stands in for. `repro verify` warns on such an image instead of failing it.
+STAND_IN_LABEL = "org.repro.base.stand-in-for"
 
 _KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 _SHA40 = re.compile(r"^[0-9a-f]{40}$")
@@ -84,6 +101,11 @@ def _check_image(path, where: str, img):
     if digest is not None and not (isinstance(digest, str) and _DIGEST.match(digest)):
         _fail(path, f"{where}.digest", f"{digest!r} is not sha256:<64 lowercase hex> or null")
     _check_status(path, where, status, digest is not None, "digest")
+    source = img.get("source")
+    if source is not None and not (isinstance(source, str) and source.strip()):
+        _fail(path, f"{where}.source", "must be a non-empty string saying where the digest was read")
+    if digest is not None and source is None:
+        _fail(path, f"{where}.source", "missing: say where the digest was read")
 
 
 def _check_status(path, where: str, status, has_pin: bool, field: str):
@@ -220,6 +242,9 @@ def build_arg_values(lock: dict, name: str, offline_base: str | None = None) -> 
     args = {"BASE_REF": ref, "BASE_DIGEST": digest, "PYTHON_LOCK_SHA256": lock_sha, **extra}
     if offline_base is not None:
         args["BASE_IMAGE"] = digest  # FROM <image ID>: a local image has no registry digest
+        img = find_pin(lock, "images", name)
+        # recorded as a label, so a verify of a run in this image says what stood in for what
+        args["BASE_STAND_IN_FOR"] = f"{img['ref']}@{img['digest']}" if img["digest"] else img["ref"]
     return dockerfile, args
 
 
@@ -240,6 +265,58 @@ def compose_env(lock: dict) -> list[str]:
         up = name.upper()
         lines += [f"{up}_BASE_REF={ref}", f"{up}_BASE_DIGEST={digest}", f"{up}_PYTHON_LOCK_SHA256={lock_sha}"]
     return lines
+
+
+def pinned_defaults(lock: dict, name: str) -> dict[str, str]:
+    """The default build args that mirror images.<name>: base ref, digest, main lock digest."""
+    img = find_pin(lock, "images", name)
+    lock_sha = find_pin(lock, "python_locks", IMAGE_BUILDS[name][1])["sha256"]
+    return {"BASE_REF": img["ref"], "BASE_DIGEST": img["digest"] or UNSET_DIGEST, "PYTHON_LOCK_SHA256": lock_sha}
+
+
+def _with_defaults(text: str, values: dict[str, str], prefix: str | None) -> str:
+    for arg, value in values.items():
+        if prefix is None:  # Dockerfile: ARG NAME=<default>
+            text = re.sub(rf"^ARG {arg}=.*$", lambda _: f"ARG {arg}={value}", text, flags=re.M)
+        else:  # compose: ${PREFIX_NAME:-<default>}
+            text = re.sub(rf"\$\{{{prefix}_{arg}:-[^}}]*\}}", lambda _: f"${{{prefix}_{arg}:-{value}}}", text)
+    return text
+
+
+def build_file_texts(lock: dict, root: Path) -> dict[Path, tuple[str, str]]:
+    """{build file: (current text, text with the lock's pins as defaults)} for those present."""
+    out = {}
+    for rel, name in DOCKERFILE_DEFAULTS.items():
+        path = root / rel
+        if path.is_file():
+            text = path.read_text()
+            out[path] = (text, _with_defaults(text, pinned_defaults(lock, name), None))
+    path = root / COMPOSE_FILE
+    if path.is_file():
+        text = new = path.read_text()
+        for name in COMPOSE_SERVICES.values():
+            new = _with_defaults(new, pinned_defaults(lock, name), name.upper())
+        out[path] = (text, new)
+    return out
+
+
+def stale_build_files(lock: dict, root: Path | None = None) -> list[str]:
+    root = root or repo_root()
+    return [f"{path.name}: default build args differ from manifest.lock's images; run "
+            "`python -m repro.provenance.pins sync-locks`"
+            for path, (text, new) in build_file_texts(lock, root).items() if text != new]
+
+
+def sync_build_files(lock: dict, root: Path | None = None) -> list[Path]:
+    """Rewrite the build files' default args from the lock (atomically); returns those changed."""
+    changed = []
+    for path, (text, new) in build_file_texts(lock, root or repo_root()).items():
+        if text != new:
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(new)
+            tmp.replace(path)
+            changed.append(path)
+    return changed
 
 
 def file_sha256(path: Path) -> str:
@@ -280,12 +357,14 @@ def main(argv=None) -> int:
     setd = sub.add_parser("set-digest", help="record a base image digest read from the registry")
     setd.add_argument("image")
     setd.add_argument("digest")
+    setd.add_argument("--source", help="where the digest was read (recorded in manifest.lock)")
     args = parser.parse_args(argv)
     path = Path(args.lock) if args.lock else lock_path()
     try:
         lock = load_lock(path)
+        root = path.resolve().parent
         if args.cmd == "check":
-            problems = stale_python_locks(lock, path.resolve().parent)
+            problems = stale_python_locks(lock, root) + stale_build_files(lock, root)
             for line in problems:
                 print(line, file=sys.stderr)
             return 1 if problems else 0
@@ -294,14 +373,16 @@ def main(argv=None) -> int:
         elif args.cmd == "compose-env":
             print("\n".join(compose_env(lock)))
         elif args.cmd == "sync-locks":
-            root = path.resolve().parent
             files = sorted(p.relative_to(root).as_posix() for p in (root / "requirements").glob("*.txt"))
             lock["python_locks"] = {rel: {"sha256": file_sha256(root / rel)} for rel in files}
             write_lock(lock, path)
+            sync_build_files(lock, root)
         elif args.cmd == "set-digest":
             img = find_pin(lock, "images", args.image)
-            img.update(digest=args.digest, status="pinned")
+            img.update(digest=args.digest, status="pinned", source=args.source
+                       or f"set with `pins set-digest` on {time.strftime('%Y-%m-%d', time.gmtime())}")
             write_lock(lock, path)
+            sync_build_files(lock, root)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -139,7 +139,7 @@ def protocol_section(manifest: dict) -> list[str]:
 def digests_section(manifest: dict) -> list[str]:
     lines = ["## Digests", "", f"- manifest: `{manifest.get('manifest_sha256')}`",
              f"- manifest.lock: `{(manifest.get('lock') or {}).get('sha256')}`",
-             "- per stage: cache key and output directory digest (dirHash1); `repro verify` re-checks them.",
+             "- per stage: cache key and output directory digest (dirHash); `repro verify` re-checks them.",
              "", "| stage | kind | key | output |", "|---|---|---|---|"]
     for name, entry in manifest["stages"].items():
         lines.append(f"| {name} | {entry['kind']} | `{entry['key'][:16]}` | `{str(entry['output_digest'])[:16]}` |")

@@ -3,6 +3,7 @@ stand-in sbatch, cancelling on interrupt; `repro plan` and `repro doctor` for ex
 
 import json
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -86,6 +87,14 @@ def test_plan_shows_executor_image_and_launch_command():
     assert ("launch: python -m accelerate.commands.launch --config_file "
             "configs/launch/accelerate_4gpu.yaml -m repro.train.launch '<spec.json>'") in block
     assert "runs: docker image repro-eval:dev (eval)" in out
+    # the bases of manifest.lock's images, by digest (no Docker daemon needed to say so)
+    from repro.provenance import pins
+
+    images = pins.load_lock()["images"]
+    for name, built in (("train", "-> repro-train:dev"), ("eval", "-> repro-eval:dev"),
+                        ("cpu", "(not used by this plan)")):
+        assert re.search(rf"^  {name}: {re.escape(images[name]['ref'])}@sha256:[0-9a-f]{{64}} \[.*\] "
+                         rf"{re.escape(built)}$", out, flags=re.M), (name, out[:1500])
 
 
 def test_interrupted_slurm_wait_cancels_the_job(tmp_path, monkeypatch):
