@@ -16,6 +16,7 @@ for _kind, _target in {
     # models: every model stage's output directory is a Hugging Face checkpoint (+ processor)
     "models/tiny_llm": "repro.models.tiny:build_llm_stage",
     "models/fetch": "repro.models.fetch:fetch_model_stage",
+    "models/registry_tokenizer": "repro.models.registry_tokenizer:registry_tokenizer_stage",
     "models/assemble_llava": "repro.models.llava:assemble_stage",
     # train
     "train/text_sft": "repro.train.sft:text_sft_stage",
