@@ -39,3 +39,14 @@ def _no_tokens(monkeypatch):
     # A planted fake token: nothing the kit writes may contain it (checked by tests that look).
     monkeypatch.setenv("HF_TOKEN", "hf_FAKEtokenFAKEtokenFAKEtokenFAKE0000")
     yield
+
+
+@pytest.fixture(scope="session")
+def llama2_tokenizer(tmp_path_factory):
+    """The real LLaMA-2 tokenizer, rebuilt once per session by models/registry_tokenizer from the
+    pinned llama-cpp-python sdist (tests/registry_helpers.py); its StageContext."""
+    pytest.importorskip("gguf")
+    pytest.importorskip("sentencepiece")
+    from registry_helpers import build_tokenizer
+
+    return build_tokenizer("llama2", tmp_path_factory.mktemp("llama2_tokenizer"))

