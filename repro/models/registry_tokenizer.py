@@ -21,7 +21,7 @@ from repro.errors import InputError
 from repro.fetch import packages
 from repro.models import sentencepiece_files as spm
 
-RECIPES = ("gguf_spm", "spm_model")
+RECIPES = ("gguf_spm", "spm_model", "gguf_bpe")
 NOTICE = """# {key}: rebuilt from {name}=={version} ({registry})
 
 The vocabulary is {license}. It was read from `{member}` inside `{file}`
@@ -33,12 +33,16 @@ The vocabulary is {license}. It was read from `{member}` inside `{file}`
 
 def build_files(entry: dict, member: bytes, max_length: int | None) -> dict[str, bytes]:
     """The tokenizer directory's files from the pinned member's bytes."""
-    if entry["recipe"] == "gguf_spm":
-        if not entry.get("trainer_spec"):
+    from repro.models import bpe_files
+
+    if entry["recipe"] in ("gguf_spm", "gguf_bpe"):
+        if entry["recipe"] == "gguf_spm" and not entry.get("trainer_spec"):
             raise InputError(f"manifest.lock: tokenizers: recipe gguf_spm needs trainer_spec (one of {', '.join(spm.TRAINER_SPECS)})")
         with tempfile.TemporaryDirectory(prefix="gguf_") as tmp:  # GGUFReader memory-maps a path
             path = Path(tmp) / "vocab.gguf"
             path.write_bytes(member)
+            if entry["recipe"] == "gguf_bpe":
+                return bpe_files.llama3_files(path, max_length)
             model = spm.model_from_gguf(path, entry["trainer_spec"])
     elif entry["recipe"] == "spm_model":
         model = member
@@ -69,13 +73,11 @@ def check_encodings(tokenizer, cases: list[tuple[str, list[int]]], label: str) -
     return len(cases)
 
 
-def check_against_sentencepiece(out_dir: Path, texts: list[str], label: str) -> int:
+def check_against_sentencepiece(fast, out_dir: Path, texts: list[str], label: str) -> int:
     """The fast tokenizer must encode as the SentencePiece library does with the .model itself."""
     import sentencepiece
-    from transformers import AutoTokenizer
 
     proc = sentencepiece.SentencePieceProcessor(model_file=str(out_dir / "tokenizer.model"))
-    fast = AutoTokenizer.from_pretrained(out_dir)
     # a control piece's text ("<s>", Mistral v3's "[INST]") is one id for the fast tokenizer (as in
     # transformers' converter) and plain text for sentencepiece: compare only the other texts
     specials = [p for p in fast.all_special_tokens + list(fast.added_tokens_encoder) if p]
@@ -105,13 +107,18 @@ def write_tokenizer(out_dir: Path, lock: dict, key: str, folder: Path | None = N
     for name, data in files.items():
         (out_dir / name).write_bytes(data)
     cases = spm.reference_cases(members[ref[0]], members[ref[1]]) if ref else []
-    checked = check_encodings(AutoTokenizer.from_pretrained(out_dir), cases, f"tokenizer {key}")
-    agreed = check_against_sentencepiece(out_dir, [t for t, _ in cases] or SMOKE_TEXTS, f"tokenizer {key}")
+    fast = AutoTokenizer.from_pretrained(out_dir)
+    checked = check_encodings(fast, cases, f"tokenizer {key}")
+    if "tokenizer.model" in files:
+        agreed = check_against_sentencepiece(fast, out_dir, [t for t, _ in cases] or SMOKE_TEXTS, f"tokenizer {key}")
+    elif not checked:  # a BPE build has no .model to cross-check: its reference encodings are the test
+        raise InputError(f"manifest.lock: tokenizers.{key}.reference: a {entry['recipe']} build needs reference encodings")
+    else:
+        agreed = 0
     return {"tokenizer": key, "package": pkg_key, "package_file": path.name, "package_sha256": pkg["sha256"],
             "member": entry["member"], "recipe": entry["recipe"], "files": digests,
             "files_pinned": sorted(entry["files"]), "reference_encodings": checked,
-            "sentencepiece_agreement": agreed,
-            "vocab_size": len(spm.parse_model(files["tokenizer.model"]).pieces), "license": entry["license"]}
+            "sentencepiece_agreement": agreed, "vocab_size": len(fast), "license": entry["license"]}
 
 
 # Texts for the sentencepiece cross-check when a package ships no reference encodings.

@@ -14,7 +14,6 @@ pytest.importorskip("transformers")
 from repro.errors import InputError  # noqa: E402
 from repro.evaluate.backends import GREEDY_SAMPLING, Request  # noqa: E402
 from repro.models.tiny import build_llm_stage, build_tiny_llm  # noqa: E402
-from repro.models.tokenizer import train_tokenizer  # noqa: E402
 from repro.pipeline.context import StageContext  # noqa: E402
 
 # ViT-L/14-336's geometry (336 px, patch 14 -> 576 tokens) at reduced depth and width
@@ -110,18 +109,19 @@ def test_wildguard_family_with_mistral_v3_vocabulary(tmp_path):
     assert len(out) == 1
 
 
-def test_tiny_mllama_stage_generates_with_an_image(tmp_path):
+def test_tiny_mllama_stage_generates_with_an_image(tmp_path, llama3_tokenizer):
     from PIL import Image
 
     from repro.evaluate.backends.hf import HFBackend
     from repro.models.tiny_mllama import build_mllama_stage
 
-    train_tokenizer(TEXTS, 300).save_pretrained(tmp_path / "tok")
     ctx = _ctx(tmp_path, "guard_vision", "models/tiny_mllama",
-               {"hidden_size": 128, "num_attention_heads": 4, "num_hidden_layers": 3}, {"tokenizer": tmp_path / "tok"})
+               {"hidden_size": 128, "num_attention_heads": 4, "num_hidden_layers": 3},
+               {"tokenizer": llama3_tokenizer.out})
     build_mllama_stage(ctx)
     metrics = json.loads((ctx.out / "metrics.json").read_text())
-    assert metrics["model_class"] == "MllamaForConditionalGeneration" and metrics["image_token_id"] == 300
+    # Llama 3.2 Vision's <|image|> follows Llama 3's 128,256 tokens
+    assert metrics["model_class"] == "MllamaForConditionalGeneration" and metrics["image_token_id"] == 128256
     Image.new("RGB", (300, 200), (10, 200, 10)).save(tmp_path / "img.png")
     backend = HFBackend(ctx.out)
     assert backend.architecture == "image_text_to_text"

@@ -101,6 +101,18 @@ def test_mistral_tokenizers(tmp_path):
     assert _load(tmp_path / "mistral_v1")("[INST]").input_ids[0] == 1
 
 
+def test_llama3_reference_encodings_and_guard_tokens(llama3_tokenizer):
+    metrics = json.loads((llama3_tokenizer.out / "metrics.json").read_text())
+    assert metrics["reference_encodings"] == 46 and metrics["vocab_size"] == 128256
+    tok = _load(llama3_tokenizer.out)
+    assert tok("Hello world").input_ids == [128000, 9906, 1917]
+    # the tokens Llama Guard 3's prompt is built from, at their Llama 3(.1) ids
+    assert tok.convert_tokens_to_ids(["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
+                                      "<|eot_id|>"]) == [128000, 128006, 128007, 128009]
+    assert tok.encode("<|start_header_id|>user<|end_header_id|>", add_special_tokens=False) == [128006, 882, 128007]
+    assert "Meta Llama 3 Community License" in (llama3_tokenizer.out / "NOTICE.md").read_text()
+
+
 # --- failures: one line naming the file, field or make target ------------------------------------
 
 def test_missing_or_wrong_package_file(tmp_path):
