@@ -23,7 +23,9 @@ MIN_HEAD_DIM = 32  # vLLM's CPU attention backend rejects smaller head dims
 # ratio of attention to key/value heads, the RoPE base and the RMSNorm epsilon. llama2/llama3: the
 # llama.* keys of llama.cpp's vocabulary GGUFs of Llama-2-7b-hf and Meta-Llama-3-8B (packages
 # llama_cpp_python in manifest.lock: 32/32 and 32/8 heads, rope base 10000 and 500000, eps 1e-5);
-# mistral: transformers' MistralConfig defaults (Mistral-7B: 32/8 heads, eps 1e-6).
+# mistral: transformers' MistralConfig defaults (Mistral-7B: 32/8 heads, eps 1e-6). No family (the
+# tiny profile's default) keeps LlamaConfig's defaults, as the tiny findings were tuned with them.
+TINY_FAMILY = {"model_type": "llama", "kv_group": 1}
 FAMILIES = {
     "llama2": {"model_type": "llama", "kv_group": 1, "rope_theta": 10000.0, "rms_norm_eps": 1e-5},
     "llama3": {"model_type": "llama", "kv_group": 4, "rope_theta": 500000.0, "rms_norm_eps": 1e-5},
@@ -55,6 +57,14 @@ def check_shape(hidden_size: int, num_heads: int, kv_group: int) -> None:
                          f"{kv_group} query heads per key/value head")
 
 
+def family_constants(fam: dict) -> dict[str, Any]:
+    """The config keys a family fixes beyond its head grouping (none for the tiny default)."""
+    if "rope_theta" not in fam:
+        return {}
+    return {"rms_norm_eps": fam["rms_norm_eps"],
+            "rope_parameters": {"rope_type": "default", "rope_theta": fam["rope_theta"]}}
+
+
 def copy_tokenizer(src: Path, out_dir: Path, max_length: int):
     """Copy a real tokenizer's files verbatim (re-saving would rewrite tokenizer.json) and load it."""
     import json
@@ -78,7 +88,7 @@ def copy_tokenizer(src: Path, out_dir: Path, max_length: int):
 def build_tiny_llm(out_dir: Path, texts: Iterable[str] | None, *, seed: int, hidden_size: int = 64,
                    num_layers: int = 2, num_heads: int = 2, intermediate_size: int | None = None,
                    vocab_size: int = 512, template: str = "llama2",
-                   max_position_embeddings: int = 1024, family: str = "llama2",
+                   max_position_embeddings: int = 1024, family: str | None = None,
                    tokenizer_dir: Path | None = None) -> dict[str, Any]:
     """Build and save a reduced causal LM + tokenizer in ``out_dir``; returns what to record."""
     import torch
@@ -88,9 +98,9 @@ def build_tiny_llm(out_dir: Path, texts: Iterable[str] | None, *, seed: int, hid
     from repro.models.tokenizer import train_tokenizer
 
     get_template(template)  # fail early on an unknown template name
-    if family not in FAMILIES:
+    if family is not None and family not in FAMILIES:
         raise InputError(f"tiny_llm: family: {family!r} is not one of {', '.join(FAMILIES)}")
-    fam = FAMILIES[family]
+    fam = FAMILIES[family] if family else TINY_FAMILY
     check_shape(hidden_size, num_heads, fam["kv_group"])
     out_dir = Path(out_dir)
     if tokenizer_dir is not None:
@@ -107,8 +117,7 @@ def build_tiny_llm(out_dir: Path, texts: Iterable[str] | None, *, seed: int, hid
         num_attention_heads=num_heads,
         num_key_value_heads=num_heads // fam["kv_group"],
         max_position_embeddings=max_position_embeddings,
-        rms_norm_eps=fam["rms_norm_eps"],
-        rope_parameters={"rope_type": "default", "rope_theta": fam["rope_theta"]},
+        **family_constants(fam),
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -160,7 +169,7 @@ def build_llm_stage(ctx) -> None:
         vocab_size=int(ctx.param("vocab_size", 512)),
         template=template,
         max_position_embeddings=int(ctx.param("max_position_embeddings", 1024)),
-        family=ctx.param("family", "llama2"),
+        family=ctx.param("family", None),
         tokenizer_dir=tokenizer_dir,
     )
     ctx.protocol("chat_template", template)

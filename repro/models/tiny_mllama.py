@@ -18,7 +18,7 @@ from typing import Any
 
 from repro.errors import InputError
 from repro.models.card import write_model_card
-from repro.models.tiny import FAMILIES, check_shape, copy_tokenizer, stage_tokenizer_source
+from repro.models.tiny import FAMILIES, check_shape, copy_tokenizer, family_constants, stage_tokenizer_source
 
 IMAGE_TOKEN = "<|image|>"
 TINY_VISION = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_global_layers": 1,
@@ -61,8 +61,7 @@ def build_tiny_mllama(out_dir: Path, texts: list[str] | None, *, seed: int, text
         vision_config=vision,
         text_config={**text, "vocab_size": len(tokenizer), "cross_attention_layers": cross_attention_layers,
                      "num_key_value_heads": text["num_attention_heads"] // fam["kv_group"],
-                     "rms_norm_eps": fam["rms_norm_eps"],
-                     "rope_parameters": {"rope_type": "default", "rope_theta": fam["rope_theta"]},
+                     **family_constants(fam),
                      "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
                      "pad_token_id": tokenizer.pad_token_id},
         image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN))

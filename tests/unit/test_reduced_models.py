@@ -37,7 +37,7 @@ def reduced_llava(llama2_tokenizer, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("reduced_llava")
     ctx = _ctx(root, "llm", "models/tiny_llm",
-               {"hidden_size": 128, "num_attention_heads": 4, "num_hidden_layers": 2,
+               {"family": "llama2", "hidden_size": 128, "num_attention_heads": 4, "num_hidden_layers": 2,
                 "intermediate_size": 256, "max_position_embeddings": 4096},
                {"tokenizer": llama2_tokenizer.out})
     build_llm_stage(ctx)
@@ -51,6 +51,8 @@ def test_llm_keeps_the_real_tokenizer_files(reduced_llava, llama2_tokenizer):
         assert (ctx.out / name).read_bytes() == (llama2_tokenizer.out / name).read_bytes(), name
     metrics = json.loads((ctx.out / "metrics.json").read_text())
     assert metrics["vocab_size"] == 32000 and metrics["model_class"] == "LlamaForCausalLM"
+    config = json.loads((ctx.out / "config.json").read_text())  # Llama-2-7B's constants (its GGUF)
+    assert (config["rms_norm_eps"], config["num_key_value_heads"]) == (1e-5, 4)
     assert "llama-cpp-python==0.3.36" in ctx.protocol_choices["tokenizer"]
 
 
