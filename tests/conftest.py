@@ -39,3 +39,24 @@ def _no_tokens(monkeypatch):
     # A planted fake token: nothing the kit writes may contain it (checked by tests that look).
     monkeypatch.setenv("HF_TOKEN", "hf_FAKEtokenFAKEtokenFAKEtokenFAKE0000")
     yield
+
+
+@pytest.fixture(scope="session")
+def llama2_tokenizer(tmp_path_factory):
+    """The real LLaMA-2 tokenizer, rebuilt once per session by models/registry_tokenizer from the
+    pinned llama-cpp-python sdist (tests/registry_helpers.py); its StageContext."""
+    pytest.importorskip("gguf")
+    pytest.importorskip("sentencepiece")
+    from registry_helpers import build_tokenizer
+
+    return build_tokenizer("llama2", tmp_path_factory.mktemp("llama2_tokenizer"))
+
+
+@pytest.fixture(scope="session")
+def llama3_tokenizer(tmp_path_factory):
+    """Meta-Llama-3-8B's tokenizer (the Llama Guard 3 family), rebuilt once per session from the
+    same sdist's ggml-vocab-llama-bpe.gguf (reading its 408k strings takes most of the time)."""
+    pytest.importorskip("gguf")
+    from registry_helpers import build_tokenizer
+
+    return build_tokenizer("llama3", tmp_path_factory.mktemp("llama3_tokenizer"))
