@@ -48,6 +48,8 @@ def check_judge(ctx, bench) -> None:
     cls = JUDGES.get(judge_name(ctx, bench))
     if getattr(cls, "needs_model", False):
         ctx.input("judge")
+    elif hasattr(cls, "default_model"):  # a chat judge: its options, key and endpoint, now
+        cls(seed=ctx.seed, **dict(ctx.param("judge_options", None) or {})).endpoint.check()
     unparsed_policy(ctx, bench)
 
 

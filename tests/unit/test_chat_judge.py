@@ -112,3 +112,29 @@ def test_openai_endpoint_needs_its_key_from_the_environment(monkeypatch):
     assert judge.endpoint.kind == "openai"
     with pytest.raises(InputError, match="OPENAI_API_KEY is not set"):
         judge.judge([JudgeItem("q", "r", category="Fraud")])  # fails before any connection
+
+
+def test_a_missing_endpoint_model_fails_before_generating(server, key, tmp_path):
+    from repro.evaluate.run import benchmark_stage
+    from repro.pipeline.context import StageContext
+
+    (tmp_path / "out").mkdir()
+    ctx = StageContext(experiment="t", name="ev", kind="evaluate/benchmark",
+                       params={"benchmark": "xstest", "judge_options": _options(server, model="gpt-4")},
+                       inputs={"model": tmp_path / "no-model", "data": tmp_path / "no-data"},
+                       out=tmp_path / "out", seed=0, profile="tiny", shared={})
+    with pytest.raises(InputError, match="does not serve model 'gpt-4'"):
+        benchmark_stage(ctx)  # neither the model nor the data is read first
+
+
+def test_plan_names_the_judge_and_the_scoring_protocol():
+    from repro.evaluate.plan import describe_stage
+
+    judge, scoring = describe_stage("evaluate/benchmark", {"benchmark": "mm_safetybench"}, {"model": "m"})
+    assert judge.startswith("judge: mm_safetybench_gpt4 (chat endpoint https://api.openai.com/v1, model gpt-4")
+    assert "unparsed official" in scoring and "isXinLiu/MM-SafetyBench evaluation.py" in scoring
+    lines = describe_stage("evaluate/benchmark", {"benchmark": "wildjailbreak"}, {"judge": "judge_wildguard"})
+    assert lines[0] == "judge: wildguard (model allenai/wildguard bound as input judge=judge_wildguard)"
+    assert describe_stage("evaluate/benchmark", {"benchmark": "seed_bench", "extractor": "llava_exact"}, {})[0] \
+        .startswith("scoring: seed_bench v2, extractor llava_exact")
+    assert describe_stage("train/sft", {}, {}) == []
