@@ -143,8 +143,10 @@ def score(ctx, bench, samples: list[dict[str, Any]], images: dict[str, Path | No
             metrics, by_category = module.metrics(samples, bench, unparsed)
         else:
             metrics, by_category = M.safety_metrics(samples, bench.breakdown, unparsed)
-        ctx.protocol("scoring", {"unparsed": unparsed, "metrics": f"benchmarks/{bench.name}/score.py"
-                                 if module is not None else "repro.evaluate.metrics.safety_metrics"})
+        ctx.protocol("scoring", {"unparsed": unparsed, "primary": bench.primary,
+                                 "metrics": f"benchmarks/{bench.name}/score.py" if module is not None
+                                 else "repro.evaluate.metrics.safety_metrics",
+                                 "source": getattr(module, "SOURCE", None)})
         return {"metrics": metrics, "by_category": by_category, "parse_failures": failures, "judge": judge}
     if bench.scorer == "multiple_choice":
         name = extractor(ctx, bench)

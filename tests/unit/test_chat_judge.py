@@ -69,6 +69,7 @@ def test_chat_judge_scores_a_tiny_siuo_run_through_the_server(server, judge_mode
     endpoint = protocol["judge"]["endpoint"]
     assert endpoint["endpoint_kind"] == "openai_compatible" and endpoint["served_models"] == ["tiny-judge-0001"]
     assert endpoint["api_key"] == f"${KEY_ENV}" and protocol["scoring"]["unparsed"] == "official"
+    assert protocol["scoring"]["primary"] == "asr" and protocol["scoring"]["source"].startswith("sinwang20/SIUO")
     assert protocol["judge"]["prompts"]["gpt_eval_safe"] == (
         "9f88d13da10699af3956271026c3527cbddb75cbd15c0829b3d5fa6e29bb78f6")
     # the official arithmetic: safe rate = mean of 1 / 0 / -1 scores, asr = 1 - safe rate
