@@ -54,6 +54,7 @@ def plan_cmd(experiment, profile, runs_dir, overrides, executor_name, executor_c
     (executor, image), its launch command, the GPUs it needs and a GPU-hour estimate (cost
     model: repro/report/estimates.py); nothing is run."""
     from repro.config.load import load_experiment
+    from repro.evaluate.plan import describe_stage
     from repro.executors import make_executor
     from repro.report.estimates import estimate, total_hours
 
@@ -76,6 +77,8 @@ def plan_cmd(experiment, profile, runs_dir, overrides, executor_name, executor_c
             click.echo(f"    launch: {_launch_line(spec.params['launch'])}")
         for key, value in sorted(spec.params.items()):
             click.echo(f"    {key}: {json.dumps(value)}")
+        for line in describe_stage(spec.kind, spec.params, spec.inputs):  # judge and protocol
+            click.echo(f"    {line}")
     todo = [e for e, s in zip(estimates, exp.stages) if states.get(s) != "done"]
     cached = sum(1 for s in exp.stages if states.get(s) == "done")
     click.echo(f"total: {len(exp.stages)} stages, {cached} cached in {runs_dir}; "

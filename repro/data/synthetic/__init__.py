@@ -34,6 +34,7 @@ GENERATORS = {
     "mme": "helpful_sets:mme",
     "seed_bench": "helpful_sets:seed_bench",
     "judge_train": "judge_sets:judge_train",
+    "xstest": "xstest_set:xstest",
 }
 # generator-specific params, passed to the generator as keyword arguments and kept in the marker
 OPTIONS = {"judge_train": ("judge",)}
