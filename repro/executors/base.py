@@ -23,13 +23,13 @@ class StageFailed(ReproError):
     """A stage's process died or exited non-zero; the message carries its last log lines."""
 
 
-# Which image a stage kind runs in. The eval image carries vLLM and the judges; everything that
-# trains, merges, fetches or analyses weights runs in the train image (DeepSpeed, nvcc).
-EVAL_KIND_PREFIXES = ("evaluate/",)
-
-
 def image_role(kind: str) -> str:
-    return "eval" if kind.startswith(EVAL_KIND_PREFIXES) else "train"
+    """Which image a stage kind runs in, as its descriptor declares (``repro/stages/``): the eval
+    image carries vLLM and the judges; what trains, merges, fetches or analyses weights runs in
+    the train image (DeepSpeed, nvcc)."""
+    from repro.stages import describe
+
+    return describe(kind).image
 
 
 # The manifest.lock image (images.<name>) each role must be built from, per profile: the tiny
