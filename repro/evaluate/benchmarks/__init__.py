@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from repro.errors import InputError
 
@@ -18,7 +19,7 @@ ROOT = Path(__file__).parent
 SCORERS = {"safety": "SafetyPrompt", "multiple_choice": "MultipleChoiceItem", "yes_no": "YesNoItem"}
 _REQUIRED = {"name", "version", "scorer", "primary", "description"}
 _OPTIONAL = {"judge", "split", "sampling", "prompt_suffix", "strip_suffix", "circular",
-             "breakdown", "judge_prompt_meta", "cognition"}
+             "breakdown", "judge_prompt_meta", "cognition", "label", "units"}
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,10 @@ class Benchmark:
     breakdown: tuple[str, ...] = ()  # record meta keys to report the primary metric by
     judge_prompt_meta: tuple[str, ...] = ()  # meta keys holding the request the judge should read
     cognition: tuple[str, ...] = ()  # MME: subtasks summed into the cognition score
+    # table columns: a label for the primary metric or {metric: label}, and their units (rate |
+    # points, or {metric: unit}); read by repro/config/tables.py
+    label: Any = None
+    units: Any = None
 
     @property
     def record_type(self) -> str:
