@@ -167,6 +167,10 @@ def _build(path: Path, name: str, profile: str, data: dict, own: set[str], table
     # sources (no inputs) first, then the rest, each in declaration order: the run order reads
     # data -> models -> training -> evaluation -> reports, whatever file declared a stage
     order = topological_order(path, {**{n: v for n, v in specs.items() if not v.inputs}, **specs})
+    from repro.stages import describe
+
+    for sname in order:  # the graph is sound; now each stage's params, in run order
+        describe(specs[sname].kind).check(specs[sname].params, f"{path}: stage {sname!r}")
     for r in results:
         if r not in specs and not any(s.startswith(f"{r}@") for s in specs):
             raise InputError(f"{path}: key 'results': no stage named {r!r}")
@@ -209,7 +213,7 @@ def _needed(stages: dict, roots: set[str]) -> set[str]:
 
 
 def _stage(path: Path, name: str, raw: Any, recipes: dict, default_seed: int) -> StageSpec:
-    from repro.stages import STAGE_KINDS, describe
+    from repro.stages import STAGE_KINDS
 
     where = f"stage {name!r}: "
     if not isinstance(raw, dict):
@@ -235,7 +239,6 @@ def _stage(path: Path, name: str, raw: Any, recipes: dict, default_seed: int) ->
     if not isinstance(own, dict):
         raise InputError(f"{path}: {where}key 'params': expected a mapping")
     params.update(copy.deepcopy(own))
-    describe(kind).check(params, f"{path}: {where.rstrip(': ')}")
     inputs = raw.get("inputs") or {}
     if not isinstance(inputs, dict) or not all(isinstance(v, str) for v in inputs.values()):
         raise InputError(f"{path}: {where}key 'inputs': expected a mapping of role -> stage name")

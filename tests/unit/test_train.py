@@ -303,7 +303,7 @@ def test_params_are_checked(tmp_path):
     from repro.train.trainer_args import read_params, training_arguments
 
     def params(**kw):
-        return read_params(make_ctx(tmp_path, "train/vl_adapt", kw, {}))
+        return read_params(make_ctx(tmp_path, "train/text_sft", kw, {}))
 
     assert params(bf16=False, learning_rate=2e-5)["learning_rate"] == 2e-5
     # the kind's one validator (repro/stages/train.py), the same the loader runs
