@@ -56,13 +56,14 @@ def plan_cmd(experiment, profile, runs_dir, overrides, executor_name, executor_c
     model: repro/report/estimates.py); nothing is run."""
     from repro.config.load import load_experiment
     from repro.executors import make_executor
+    from repro.executors.base import image_bases
     from repro.report.estimates import estimate, total_hours
 
     exp = load_experiment(experiment, profile, overrides)
     executor = make_executor(executor_name, profile, executor_config)
     click.echo(f"{exp.name} ({profile}) from {exp.source}")
     states = _states(exp, runs_dir, executor)
-    pins = _image_pins(profile)
+    pins = image_bases(profile)
     estimates = []
     for spec in exp.stages.values():
         est = estimate(exp, spec)
@@ -89,20 +90,6 @@ def _where(where: dict, pins: dict[str, str]) -> str:
     extra = f" via {where['runtime']}" if where.get("runtime") else ""
     base = f"; built from {pins[where['role']]}" if where.get("image") and where.get("role") in pins else ""
     return f"{where['executor']}{image}{extra}{base}"
-
-
-def _image_pins(profile: str) -> dict[str, str]:
-    """Per image role: the manifest.lock base image the role's image is built from, with its digest."""
-    from repro.executors.base import lock_image
-    from repro.provenance.pins import load_lock
-
-    images = load_lock().get("images") or {}
-    out = {}
-    for role in ("train", "eval"):
-        entry = images.get(lock_image(profile, role)) or {}
-        if entry.get("ref"):
-            out[role] = f"{entry['ref']}@{entry['digest']}" if entry.get("digest") else f"{entry['ref']} (digest unpinned)"
-    return out
 
 
 def _launch_line(config: str) -> str:

@@ -41,6 +41,20 @@ def lock_image(profile: str, role: str) -> str:
     return LOCK_IMAGE.get(profile, LOCK_IMAGE["paper"])[role]
 
 
+def image_bases(profile: str) -> dict[str, str]:
+    """Per image role: the manifest.lock base image its image is built from, with its digest
+    ("digest unpinned" until one is set), for ``repro plan``."""
+    from repro.provenance.pins import load_lock
+
+    images = load_lock().get("images") or {}
+    out = {}
+    for role in ("train", "eval"):
+        entry = images.get(lock_image(profile, role)) or {}
+        if entry.get("ref"):
+            out[role] = f"{entry['ref']}@{entry['digest']}" if entry.get("digest") else f"{entry['ref']} (digest unpinned)"
+    return out
+
+
 @dataclass
 class StageJob:
     """One stage to run: the request (see ``request.py``), and where its build lives."""

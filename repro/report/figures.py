@@ -1,7 +1,7 @@
 """Figures of a ``report/table`` stage (``repro/report/tables.py``), drawn from its table JSON.
 
 ``plot: {kind: lines, x_label, y_label, dotted: [column, ...]}``: one line per column over the
-rows' numbers (x = the number in each swept row's label, e.g. ``step-200`` -> 200); the ``dotted``
+rows' numbers (x = the last number in each row's label, e.g. ``step-200`` -> 200); the ``dotted``
 columns (refusal rates on benign prompts) dotted, the others solid.
 ``plot: {kind: tradeoff, safety: [column, ...], helpfulness: column, x_label, y_label}``: one
 labelled point per row, x = the mean of the safety columns, y = the helpfulness column; the

@@ -7,7 +7,9 @@ The loader writes its params from an experiment's ``tables:`` (``repro/config/ta
 - ``rows``: ``[{label, cells: {column label: input role}}]``. A role bound directly gives one row;
   a role gathered over a sweep (``role@<value>``, e.g. checkpoints or merge ratios) gives one row
   per value, labelled with the value (or "<row> <value>" when the table has several rows);
-- ``plot``: ``{kind: lines|tradeoff, ...}`` (optional), ``title``.
+- ``plot``: ``{kind: lines|tradeoff, ...}`` (optional; a lines plot's x is the last number in
+  each row's label: ``step-200`` -> 200, so a plain row "step-0" can join swept checkpoints),
+  ``title``.
 Every cell carries its reference value from ``references.yaml`` where one exists, else "no
 reference" (never a made-up number), and the judge that scored it.
 """
@@ -97,8 +99,7 @@ def build_table(ctx) -> dict:
                 ref = reference_for(refs, ctx.experiment, ctx.name, f"{label}/{col}")
                 cell["reference"] = None if ref is None else {"value": ref["value"], "source": ref["source"]}
                 cells[col] = cell
-            out_rows.append({"label": label, "x": None if variant is None else label_number(variant),
-                             "cells": cells})
+            out_rows.append({"label": label, "x": label_number(label), "cells": cells})
     return {"title": ctx.param("title", ctx.name), "columns": [c["label"] for c in cols],
             "units": {c["label"]: c["units"] for c in cols}, "rows": out_rows}
 

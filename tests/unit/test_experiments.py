@@ -195,3 +195,13 @@ def test_make_targets_cover_every_experiment():
     make = (ROOT / "Makefile").read_text()
     assert re.search(r"^reproduce-all:", make, re.M)
     assert "reproduce-%" in make
+
+
+def test_set_reaches_derived_stages_and_recipes():
+    exp = load_experiment("smoke", "tiny", ("eval~stage2~sorry_bench.params.limit=5",
+                                            "recipes.helpful_eval.batch_size=4"))
+    assert exp.stages["eval~stage2~sorry_bench"].params["limit"] == 5
+    assert "limit" not in exp.stages["eval~llm~sorry_bench"].params
+    t1 = load_experiment("table1", "paper", ("recipes.safety_eval.backend=hf",))
+    assert {s.params["backend"] for s in t1.stages.values() if s.params.get("benchmark") in SAFETY} == {"hf"}
+    assert {s.params["backend"] for s in t1.stages.values() if s.params.get("benchmark") == "mme"} == {"vllm"}

@@ -221,3 +221,16 @@ def test_findings_scores_every_model_of_its_declaration(tmp_path, profile):
     assert len(merges) == (11 if profile == "paper" else 5)
     assert scores["VL-adapted"]["helpful"] == pytest.approx((0.4 + 0.6 + 0.6) / 3)  # circular MMBench
     assert set(scores["aligned LLM"]) == {"asr_text", "over_refusal"}
+
+
+def test_a_plain_row_takes_its_x_from_its_label(tmp_path):
+    """figure2 can add the stage-1 model as "step-0" next to the swept stage-2 checkpoints."""
+    inputs = {"s1": _eval_dir(tmp_path, "s1", {"asr": 0.0, "benign_refusal_rate": 0.0})}
+    for step in (10, 20):
+        inputs[f"s2@step-{step}"] = _eval_dir(tmp_path, f"s2-{step}", {"asr": 0.5, "benign_refusal_rate": 0.1})
+    rows = [{"label": "step-0", "cells": {"ASR": "s1"}}, {"label": "stage 2", "cells": {"ASR": "s2"}}]
+    out = _run(tmp_path, inputs, rows=rows, columns=COLUMNS[:1], plot={"kind": "lines", "x_label": "step"})
+    table = json.loads((out / "table.json").read_text())
+    assert [(r["label"], r["x"]) for r in table["rows"]] == [("step-0", 0.0), ("stage 2 step-10", 10.0),
+                                                             ("stage 2 step-20", 20.0)]
+    assert (out / "figure.png").is_file()
