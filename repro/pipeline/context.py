@@ -1,7 +1,7 @@
 """What a stage function receives from the runner, and what it may hand back.
 
-A stage is a plain function ``run(ctx: StageContext) -> None`` registered in
-``repro/stages.py``. It reads its upstream outputs from ``ctx.inputs`` (directories), writes
+A stage is a plain function ``run(ctx: StageContext) -> None`` declared with its kind in
+``repro/stages/``. It reads its upstream outputs from ``ctx.inputs`` (directories), writes
 everything it produces under ``ctx.out`` (an empty temporary directory), and never hashes, locks
 or publishes: the runner does that (provenance is a layer, not stage code).
 
