@@ -103,11 +103,13 @@ def test_stage_names_are_checked_at_load(experiments, name):
     _one_line(err, "named.yaml", "stage name", repr(name))
 
 
-@pytest.mark.parametrize("name", ["../chain", "..", "a/b", "chain.yaml", ""])
+@pytest.mark.parametrize("name", ["../outside", "..", "a/b", "chain.yaml", ""])
 def test_experiment_names_cannot_leave_the_experiments_or_runs_dir(experiments, name):
+    (experiments.parent / "outside.yaml").write_text(  # a real file one level up: still refused
+        "schema: 1\nstages: {a: {kind: test/write_text, params: {text: x}}}\n")
     with pytest.raises(InputError) as err:
         load_experiment(name, "tiny", root=experiments)
-    _one_line(err, f"experiment {name!r}")
+    _one_line(err, f"experiment {name!r}", "expected a name of letters")
 
 
 def test_an_include_cannot_leave_the_experiments_dir(experiments, tmp_path):
