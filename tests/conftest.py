@@ -5,12 +5,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # so tests can import stagefns
 
-from repro.stages import STAGE_KINDS  # noqa: E402
+from repro.stages import KINDS, declare  # noqa: E402
+from repro.stages.kind import REQUIRED, Kind, P  # noqa: E402
 
-for _kind, _fn in {"test/write_text": "stagefns:write_text", "test/concat": "stagefns:concat",
-                   "test/fail_midway": "stagefns:fail_midway", "test/write_link": "stagefns:write_link"}.items():
-    if _kind not in STAGE_KINDS:
-        STAGE_KINDS.register(_kind, _fn)
+if "test/write_text" not in KINDS:  # the small stage kinds of tests/stagefns.py, declared like any other
+    declare(Kind("test/write_text", "stagefns:write_text", (P("text", str, REQUIRED), P("repeat", int, 1, ">=1"))),
+            Kind("test/concat", "stagefns:concat", (P("partial", bool, False),)),
+            Kind("test/fail_midway", "stagefns:fail_midway", (P("file", str),)),
+            Kind("test/write_link", "stagefns:write_link", ()))
 
 
 @pytest.fixture

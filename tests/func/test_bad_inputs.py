@@ -229,12 +229,12 @@ CASES: list[tuple[str, Callable[[Workspace], list[str]], list[str]]] = [
     ("verify_nothing_there", lambda w: (w.runs.mkdir(), ["verify", str(w.runs)])[1], ["no experiment manifest found"]),
     # stage params naming things that do not exist
     ("unknown_synthetic_dataset", lambda w: w.experiment("stages: {d: {kind: data/synthetic, params: {dataset: nope}}}\n"),
-     ["param dataset", "'nope'"]),
+     ["param 'dataset'", "unknown value 'nope'"]),
     ("unknown_benchmark", lambda w: w.experiment(
         f"stages:\n  {SYN}\n  e: {{kind: evaluate/benchmark, params: {{benchmark: nope, backend: hf, "
-        "judge: keyword_refusal}, inputs: {model: d, data: d}}\n"), ["unknown benchmark 'nope'"]),
+        "judge: keyword_refusal}, inputs: {model: d, data: d}}\n"), ["param 'benchmark'", "unknown value 'nope'"]),
     ("unknown_loader", lambda w: w.fetch("sorry_bench", w.mirror("sorry_bench"), loader="nope"),
-     ["param loader", "'nope'"]),
+     ["param 'loader'", "unknown value 'nope'"]),
     ("missing_local_dir", lambda w: w.fetch("sorry_bench", w.root / "no-such-dir"), ["local_dir", "no-such-dir", "not a directory"]),
     # datasets: missing files, malformed rows, empty
     ("sorry_missing_file", _remove_question, ["question.jsonl", "not found"]),
@@ -305,7 +305,7 @@ def test_unknown_judge_named_in_one_line(model_ws):
     proc = _run_in(model_ws, "stages:\n  j: {kind: evaluate/benchmark, recipe: safety_eval, params: "
                    "{benchmark: sorry_bench, judge: nope}, inputs: {model: llm, data: sorry_bench}}\n", "judge")
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error")]
-    assert proc.returncode != 0 and len(errors) == 1 and "unknown judge 'nope'" in errors[0], proc.stderr
+    assert proc.returncode != 0 and len(errors) == 1 and "param 'judge': unknown value 'nope'" in errors[0], proc.stderr
     assert [s.name for s in stage_lines(proc.stdout) if s.status == "ran"] == []  # all else cached
     assert not (model_ws.runs / "judge" / "manifest.json").exists() and not store_problems(model_ws.runs)
 

@@ -96,7 +96,7 @@ def test_prompts_are_the_evaluation_prompts_with_one_bos(world):
 
 def test_image_dpo_on_llava_trains_lm_and_projector_only(world, tmp_path):
     from repro.models.llava import load_llava
-    from repro.train.dpo import DPO_DEFAULTS, run_dpo
+    from repro.train.dpo import run_dpo
     from repro.train.trainer_args import read_params
 
     params = {**FAST, "per_device_train_batch_size": 1, "max_steps": 6, "margin_eval_pairs": 6}
@@ -111,9 +111,12 @@ def test_image_dpo_on_llava_trains_lm_and_projector_only(world, tmp_path):
     assert any(not before[k].equal(after[k]) for k in before if k.startswith("language_model"))
     assert ctx.protocol_choices["dpo"]["max_length"] is None  # image tokens are never cut
     load_llava(ctx.out)
-    # paper recipe defaults, when a stage gives no params
-    defaults = read_params(make_ctx(tmp_path, "train/dpo", {}, {}), DPO_DEFAULTS)
-    assert {k: defaults[k] for k in DPO_DEFAULTS} == DPO_DEFAULTS
+    # paper recipe defaults (declared with the kind, repro/stages/train.py) when a stage gives none
+    defaults = read_params(make_ctx(tmp_path, "train/dpo", {}, {}))
+    assert {k: defaults[k] for k in ("learning_rate", "lr_scheduler_type", "warmup_ratio", "num_train_epochs",
+                                     "per_device_train_batch_size", "max_length", "beta")} == {
+        "learning_rate": 5e-7, "lr_scheduler_type": "linear", "warmup_ratio": 0.1, "num_train_epochs": 3.0,
+        "per_device_train_batch_size": 1, "max_length": 2048, "beta": 0.1}
 
 
 def test_text_pairs_on_llava_train_the_language_model_without_images(world, tmp_path):

@@ -15,6 +15,7 @@ import hashlib
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from repro.errors import InputError
 
@@ -22,7 +23,7 @@ ROOT = Path(__file__).parent
 SCORERS = {"safety": "SafetyPrompt", "multiple_choice": "MultipleChoiceItem", "yes_no": "YesNoItem"}
 _REQUIRED = {"name", "version", "scorer", "primary", "description"}
 _OPTIONAL = {"judge", "split", "sampling", "prompt_suffix", "strip_suffix", "circular",
-             "breakdown", "judge_prompt_meta", "cognition", "unparsed", "extractor"}
+             "breakdown", "judge_prompt_meta", "cognition", "unparsed", "extractor", "label", "units"}
 UNPARSED = ("official", "exclude")  # same values as repro.evaluate.metrics.UNPARSED
 EXTRACTORS = ("vlmevalkit", "llava_exact")  # repro.evaluate.extract
 
@@ -45,6 +46,10 @@ class Benchmark:
     cognition: tuple[str, ...] = ()  # MME: subtasks summed into the cognition score
     unparsed: str = "exclude"  # official: as the benchmark's own scorer counts it (score.py)
     extractor: str = "vlmevalkit"  # multiple choice: how an answer becomes an option letter
+    # table columns: a label for the primary metric or {metric: label}, and their units (rate |
+    # points, or {metric: unit}); read by repro/config/tables.py
+    label: Any = None
+    units: Any = None
 
     @property
     def record_type(self) -> str:
