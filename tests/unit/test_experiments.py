@@ -72,10 +72,18 @@ def test_paper_inputs_come_through_pinned_fetch_stages(name):
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_paper_safety_evaluations_bind_a_judge_model(name):
+    """Every paper safety evaluation is judged by a model: a fetched checkpoint, or a chat
+    endpoint (the official GPT-4-class protocols), never a rule."""
+    from repro.evaluate.benchmarks import get_benchmark
+
     exp = load_experiment(name, "paper")
     for spec in exp.stages.values():
         if spec.kind == "evaluate/benchmark" and spec.params["benchmark"] in SAFETY:
-            assert exp.stages[spec.inputs["judge"]].kind == "models/fetch", spec.name
+            judge = spec.params.get("judge") or get_benchmark(spec.params["benchmark"]).judge
+            if judge in MODEL_FREE_JUDGES:
+                assert judge not in ("exact", "keyword_refusal", "xstest_strmatch"), spec.name
+            else:
+                assert exp.stages[spec.inputs["judge"]].kind == "models/fetch", spec.name
 
 
 def test_a_paper_safety_benchmark_without_a_judge_model_is_a_load_error(tmp_path):
@@ -144,7 +152,9 @@ def test_tables_derive_one_evaluation_per_row_and_benchmark():
     assert t1.tables["table1"].row("LLM A-VL").benchmarks == (*SAFETY, "mmbench", "mme", "seed_bench")
     ev = t1.stages[eval_stage("stage2", "siuo")]
     assert ev.name == "eval~stage2~siuo" and ev.params["benchmark"] == "siuo"
-    assert ev.inputs == {"model": "stage2", "data": "siuo", "judge": "judge_vision"}
+    assert ev.inputs == {"model": "stage2", "data": "siuo"}  # the official protocol: a chat judge
+    fig = t1.stages[eval_stage("stage2", "figstep")]
+    assert fig.inputs == {"model": "stage2", "data": "figstep", "judge": "judge_vision"}
     assert t1.stages["eval~stage2~mme"].inputs == {"model": "stage2", "data": "mme"}  # no judge
     assert t1.stages["siuo"].kind == "data/fetch"  # the profile's benchmark_data
     report = t1.stages["table1"]
