@@ -25,8 +25,8 @@ def world(tmp_path_factory) -> dict[str, Path]:
     generate("pku_saferlhf", root / "pku", 0, "tiny")
     generate("spa_vl", root / "spa", 0, "tiny")
     texts = [t for p in open_dataset(root / "pku").records() for t in (p.prompt, p.chosen, p.rejected)]
-    build_tiny_llm(root / "llm", texts, seed=0)
-    make_tiny_llava(root / "llava", seed=0)
+    build_tiny_llm(root / "llm", texts, seed=0, template="llama2_nosys")
+    make_tiny_llava(root / "llava", seed=0, template="llama2_nosys")
     # the same pairs with chosen and rejected swapped
     flipped = root / "pku_flipped"
     (flipped / "data" / "Alpaca-7B").mkdir(parents=True)
@@ -78,19 +78,19 @@ def test_prompts_are_the_evaluation_prompts_with_one_bos(world):
 
     tokenizer = AutoTokenizer.from_pretrained(world["llm"])
     pairs = open_dataset(world["pku"]).records()[:3]
-    rows, vision = build_rows(pairs, "llama2", tokenizer, is_llava=False, batch=1)
+    rows, vision = build_rows(pairs, "llama2_nosys", tokenizer, is_llava=False, batch=1)
     assert not vision and not rows[0]["prompt"].endswith(" ")
     assert rows[0]["chosen"] == f" {pairs[0].chosen} </s>"
     ids = _tokenize(tokenizer, rows[0]["prompt"])["input_ids"]  # what TRL's text path feeds
-    assert ids == tokenizer(prompt_text("llama2", pairs[0].prompt), add_special_tokens=False)["input_ids"]
+    assert ids == tokenizer(prompt_text("llama2_nosys", pairs[0].prompt), add_special_tokens=False)["input_ids"]
     assert ids.count(tokenizer.bos_token_id) == 1
     spa = open_dataset(world["spa"]).records()[:2]
-    rows, vision = build_rows(spa, "llama2", tokenizer, is_llava=True, batch=1)
+    rows, vision = build_rows(spa, "llama2_nosys", tokenizer, is_llava=True, batch=1)
     assert vision and rows[0]["prompt"].startswith("<s>[INST] <image>\n") and len(rows[0]["images"]) == 1
     with pytest.raises(InputError, match="causal_lm"):
-        build_rows(spa, "llama2", tokenizer, is_llava=False, batch=1)
+        build_rows(spa, "llama2_nosys", tokenizer, is_llava=False, batch=1)
     with pytest.raises(InputError, match="need batch 1"):
-        build_rows(spa + pairs, "llama2", tokenizer, is_llava=True, batch=2)
+        build_rows(spa + pairs, "llama2_nosys", tokenizer, is_llava=True, batch=2)
     Dataset.from_list(rows)  # the rows are a valid datasets table
 
 
