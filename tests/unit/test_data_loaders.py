@@ -68,16 +68,19 @@ def test_llava_json_quirks(world):
     assert {r.turns[1][1] == REFUSAL for r in chat} == {True, False}
 
 
-def test_vlguard_two_forms(world):
+def test_vlguard_one_conversation_per_image(world):
     samples = load(world, "vlguard")
-    assert len(samples) == 30  # 20 train records: 10 safe images x 2 + 10 unsafe x 1
-    kinds = defaultdict(list)
-    for s in samples:
-        kinds[s.meta["instruction_kind"]].append(s)
-    assert len(kinds["safe_instruction"]) == len(kinds["unsafe_instruction"]) == len(kinds["instruction"]) == 10
-    assert all(s.turns[1][1] == REFUSAL for s in kinds["unsafe_instruction"] + kinds["instruction"])
-    assert all(s.meta["harmful_category"] for s in kinds["instruction"])
-    assert len(load(world, "vlguard", "test")) == 15
+    assert len(samples) == 20  # 20 train records (10 safe images, 10 unsafe): one conversation each
+    safe = [s for s in samples if s.meta["safe_image"]]
+    unsafe = [s for s in samples if not s.meta["safe_image"]]
+    assert len(safe) == len(unsafe) == 10
+    assert all(len(s.turns) == 4 and sorted(s.meta["instruction_order"]) == ["safe_instruction", "unsafe_instruction"]
+               for s in safe)
+    assert all(len(s.turns) == 2 and s.turns[1][1] == REFUSAL and s.meta["harmful_category"] for s in unsafe)
+    # the image goes in the first turn only, as convert_to_llava_format.py writes it (no newline)
+    assert all(s.turns[0][1].startswith("<image>") and not s.turns[0][1].startswith("<image>\n") for s in samples)
+    assert all("<image>" not in text for s in samples for _, text in s.turns[1:])
+    assert len(load(world, "vlguard", "test")) == 10
 
 
 def test_safety_prompts(world):
