@@ -83,6 +83,40 @@ def test_vlguard_one_conversation_per_image(world):
     assert len(load(world, "vlguard", "test")) == 10
 
 
+def test_vlguard_conversion_is_convert_to_llava_formats(tmp_path):
+    """A train.json with N images gives N conversations, and the pair order is the one VLGuard's
+    convert_to_llava_format.py writes for this file (its output, recorded by running the script):
+    one random.seed(0) stream, one shuffle per safe image, unsafe images draw nothing."""
+    from repro.data.synthetic.draw import png_shape
+    from repro.data.vlguard import load
+
+    (tmp_path / "train" / "img").mkdir(parents=True)
+    rows = []
+    for i, kind in enumerate("SUSSSUSSS"):
+        (tmp_path / "train" / "img" / f"{i}.png").write_bytes(png_shape("red", "circle"))
+        if kind == "S":
+            rows.append({"id": f"s{i}", "image": f"img/{i}.png", "safe": True, "instr-resp": [
+                {"safe_instruction": f"safe question {i}", "response": f"answer {i}"},
+                {"unsafe_instruction": f"unsafe question {i}", "response": "I cannot help with that."}]})
+        else:
+            rows.append({"id": f"u{i}", "image": f"img/{i}.png", "safe": False, "harmful_category": "privacy",
+                         "harmful_subcategory": "personal data",
+                         "instr-resp": [{"instruction": f"bad question {i}", "response": "I cannot help with that."}]})
+    (tmp_path / "train.json").write_text(json.dumps(rows))
+    samples = load(tmp_path)
+    assert len(samples) == len(rows) == 9
+    human = {s.id: [text for role, text in s.turns if role == "user"] for s in samples}
+    expected = {"s0": ["<image>safe question 0", "unsafe question 0"], "u1": ["<image>bad question 1"],
+                "s2": ["<image>safe question 2", "unsafe question 2"],
+                "s3": ["<image>unsafe question 3", "safe question 3"],
+                "s4": ["<image>safe question 4", "unsafe question 4"], "u5": ["<image>bad question 5"],
+                "s6": ["<image>safe question 6", "unsafe question 6"],
+                "s7": ["<image>safe question 7", "unsafe question 7"],
+                "s8": ["<image>safe question 8", "unsafe question 8"]}
+    assert human == expected
+    assert [t for _, t in samples[3].turns[1::2]] == ["I cannot help with that.", "answer 3"]  # responses follow
+
+
 def test_safety_prompts(world):
     sorry = load(world, "sorry_bench")
     assert len(sorry) == 10 and len({p.category for p in sorry}) == 5 and all(p.harmful is None for p in sorry)
