@@ -55,6 +55,7 @@ def training(**defaults) -> tuple:
 
 
 PAPER_DPO = "paper (shared/PAPER.md, safety DPO)"
+BY_MODE = "LLaVA's scripts per mode (repro/train/vl_adapt.py DATA_DEFAULTS)"
 _TRAIN = dict(image="train", gpus="launch", disk_gb=13.5, cost="train")
 
 KINDS = (
@@ -68,13 +69,13 @@ KINDS = (
              P("data_roles", list, item=str, doc="default: data, data_2, data_3, ..."),
              # LLaVA's own data handling (docs/protocol-choices.md); unset: the mode's default in
              # repro.train.vl_adapt.DATA_DEFAULTS (pretrain: plain/square, finetune and sft: chat/pad)
-             P("conversation_format", str, choices=("plain", "chat"), source="repro.train.vl_adapt:DATA_DEFAULTS",
+             P("conversation_format", str, choices=("plain", "chat"), source=BY_MODE,
                doc="plain: image + caption + newline (LLaVA preprocess_plain); chat: the LLM's template"),
-             P("image_token_placement", str, choices=("first", "as_is"), source="repro.train.vl_adapt:DATA_DEFAULTS",
+             P("image_token_placement", str, choices=("first", "as_is"), source=BY_MODE,
                doc="first: <image>\\n opens the first human turn (LLaVA preprocess_multimodal)"),
-             P("image_aspect_ratio", str, choices=("square", "pad"), source="repro.train.vl_adapt:DATA_DEFAULTS",
+             P("image_aspect_ratio", str, choices=("square", "pad"), source=BY_MODE,
                doc="square: CLIP resize + centre crop; pad: pad to square with the mean colour"),
-             P("group_by_modality_length", bool, source="repro.train.vl_adapt:DATA_DEFAULTS",
+             P("group_by_modality_length", bool, source=BY_MODE,
                doc="each batch all-image or all-text (LLaVA's LengthGroupedSampler)"),
              P("keep_initial_checkpoint", bool, False, doc="keep checkpoints/step-0 (the input model)"),
              P("keep_final_checkpoint", bool, False, doc="keep checkpoints/step-<last> (the output)"),
@@ -94,7 +95,7 @@ KINDS = (
                choices="repro.train.filter:TEXT_CLASSIFIERS"),
              P("keywords", list, item=str, source="kit (unset: repro/train/filter.py DEFAULT_KEYWORDS)"),
              P("judge_parts", list, ["user", "response"], item=str, choices=("user", "response"),
-               source="repro.train.classifiers:TEXT_PARTS", doc="which turns the text classifiers judge"),
+               source="kit (repro/train/classifiers.py TEXT_PARTS)", doc="which turns the text classifiers judge"),
              P("image_classifier", str, choices="repro.train.classifiers:IMAGE_CLASSIFIERS"),
              P("backend", str, "hf", choices="repro.evaluate.backends:BACKENDS"),
              P("batch_size", int, 8, ">=1"),
