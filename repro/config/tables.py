@@ -17,7 +17,8 @@ For every (row, benchmark) the loader derives one ``evaluate/benchmark`` stage n
 ``eval~<model>~<benchmark>`` (``eval~<model>~<benchmark>~<param>`` when the row sweeps an
 evaluation param; a swept model's variants follow as ``...@<value>``). The benchmark's
 ``benchmark.yaml`` decides the rest: its scorer picks the recipe (``safety_eval`` or
-``helpful_eval``), its judge is bound to the judge model the profile's ``judges:`` map names,
+``helpful_eval``), its judge is bound to the judge model the profile's ``judges:`` map names
+(a chat judge there maps to its endpoint options instead),
 and its ``label``/``units`` give the table's columns. The benchmark's data is the stage named
 after the benchmark; a profile's ``benchmark_data:`` builds it where no stage is declared. The
 table itself becomes a ``report/table`` stage of the same name, and a result of the experiment.
@@ -198,8 +199,11 @@ def _evaluation(where: str, model: str, bench_name: str, over: dict | None, data
                              + (f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(_judge_names())}"))
         judges = data.get("judges") or {}
         if not isinstance(judges, dict):
-            raise InputError(f"{where}: key 'judges': expected a mapping of judge -> model stage")
-        if judge in judges:
+            raise InputError(f"{where}: key 'judges': expected a mapping of judge -> model stage "
+                             "(or, for a chat judge, -> its endpoint options)")
+        if isinstance(judges.get(judge), dict):
+            stage["params"]["judge_options"] = _endpoint(where, judge, judges[judge])
+        elif judge in judges:
             stage["inputs"]["judge"] = check_name(f"{where}: judges", "judge model stage", judges[judge])
         elif judge not in MODEL_FREE_JUDGES:
             raise InputError(f"{where}: {bench.name} is judged by {judge!r}, which needs a judge model: "
@@ -207,6 +211,21 @@ def _evaluation(where: str, model: str, bench_name: str, over: dict | None, data
     if over:
         stage["sweep"] = copy.deepcopy(over)
     return stage
+
+
+def _endpoint(where: str, judge: str, options: dict) -> dict:
+    """A chat judge bound to its endpoint in the profile (``judges: {siuo_gpt4v: {base_url: ...,
+    model: ...}}``): every evaluation it judges gets these ``judge_options``."""
+    from repro.evaluate.judges import JUDGES
+    from repro.evaluate.judges.chat import ChatJudge, OPTIONS
+
+    if not issubclass(JUDGES.get(judge), ChatJudge):
+        raise InputError(f"{where}: judges: {judge}: a mapping binds a chat judge to its endpoint; "
+                         f"{judge} runs on a model: bind a models/fetch stage")
+    unknown = sorted(set(options) - OPTIONS)
+    if unknown:
+        raise InputError(f"{where}: judges: {judge}: unknown option {unknown[0]!r}; known: {', '.join(sorted(OPTIONS))}")
+    return copy.deepcopy(options)
 
 
 def _judge_names() -> list[str]:
