@@ -84,7 +84,7 @@ def _generation(ctx, bench, records) -> tuple[list[str], list[str]]:
                for r in records]
     ctx.seed_everything()
     responses = backend.generate([Request(p, r.image) for p, r in zip(prompts, records)], sampling)
-    ctx.protocol("chat_template", {"name": template.name, "sha256": template.digest()})
+    ctx.protocol("chat_template", template.describe())  # name, system prompt, digest
     ctx.protocol("sampling", sampling)
     ctx.protocol("backend", backend.info())
     return responses, prompts

@@ -8,6 +8,8 @@ KINDS = (
         P("size", (int, str), "small", ">=1", source="repro.data.synthetic:DEFAULT_SIZE",
           doc="a scale name (repro.data.synthetic.SIZES) or a positive integer"),
         P("judge", str, doc="judge_train only: the judge whose training set is written"),
+        P("layout", str, choices=("mirror", "official"),
+          doc="mm_safetybench, siuo, mme, seed_bench: the official release's layout or the mirror's"),
     )),
     Kind("data/fetch", "repro.data.fetch:fetch_dataset_stage", doc="a dataset pinned in manifest.lock", params=(
         P("dataset", str, REQUIRED, doc="the manifest.lock datasets entry"),

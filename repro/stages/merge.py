@@ -13,7 +13,9 @@ KINDS = (
     Kind("merge/task_arithmetic", "repro.merge.stage:task_arithmetic_stage", **_MERGE,
          doc="base + sum w_i (m_i - base)", params=(_WEIGHTS, _FROZEN)),
     Kind("merge/ties", "repro.merge.stage:ties_stage", **_MERGE, doc="TIES-merging", params=(
-        _WEIGHTS, P("density", float, 0.2, "(0,1]", source="TIES paper"), P("scale", float, 1.0), _FROZEN)),
+        _WEIGHTS, P("density", float, 0.2, "(0,1]", source="TIES paper"), P("scale", float, 1.0),
+        P("convention", str, "kit", choices=("kit", "mergekit"), doc="docs/protocol-choices.md, TIES conventions"),
+        _FROZEN)),
     Kind("merge/dare", "repro.merge.stage:dare_stage", **_MERGE, doc="DARE (drop and rescale)", params=(
         _WEIGHTS, P("drop", float, 0.9, "[0,1)", source="DARE paper"), _FROZEN)),
 )

@@ -55,6 +55,7 @@ def training(**defaults) -> tuple:
 
 
 PAPER_DPO = "paper (shared/PAPER.md, safety DPO)"
+BY_MODE = "LLaVA's scripts per mode (repro/train/vl_adapt.py DATA_DEFAULTS)"
 _TRAIN = dict(image="train", gpus="launch", disk_gb=13.5, cost="train")
 
 KINDS = (
@@ -66,12 +67,26 @@ KINDS = (
              P("mode", str, REQUIRED, choices=("pretrain", "finetune", "sft"),
                doc="which modules train (repro.train.vl_adapt.GROUPS_TRAINED)"),
              P("data_roles", list, item=str, doc="default: data, data_2, data_3, ..."),
+             # LLaVA's own data handling (docs/protocol-choices.md); unset: the mode's default in
+             # repro.train.vl_adapt.DATA_DEFAULTS (pretrain: plain/square, finetune and sft: chat/pad)
+             P("conversation_format", str, choices=("plain", "chat"), source=BY_MODE,
+               doc="plain: image + caption + newline (LLaVA preprocess_plain); chat: the LLM's template"),
+             P("image_token_placement", str, choices=("first", "as_is"), source=BY_MODE,
+               doc="first: <image>\\n opens the first human turn (LLaVA preprocess_multimodal)"),
+             P("image_aspect_ratio", str, choices=("square", "pad"), source=BY_MODE,
+               doc="square: CLIP resize + centre crop; pad: pad to square with the mean colour"),
+             P("group_by_modality_length", bool, source=BY_MODE,
+               doc="each batch all-image or all-text (LLaVA's LengthGroupedSampler)"),
+             P("keep_initial_checkpoint", bool, False, doc="keep checkpoints/step-0 (the input model)"),
+             P("keep_final_checkpoint", bool, False, doc="keep checkpoints/step-<last> (the output)"),
          )),
     Kind("train/dpo", "repro.train.dpo:dpo_stage", **_TRAIN, doc="safety DPO with TRL's DPOTrainer",
          params=training(learning_rate=(5e-7, PAPER_DPO), lr_scheduler_type=("linear", PAPER_DPO),
                          warmup_ratio=(0.1, PAPER_DPO), num_train_epochs=(3.0, PAPER_DPO)) + (
              P("beta", float, 0.1, ">0", source="trl:DPOConfig"),
              P("margin_eval_pairs", int, 64, ">=1", doc="pairs whose reward margin is measured after training"),
+             P("pair_selection", str, "safe_vs_unsafe", choices=("safe_vs_unsafe", "safer", "better"),
+               source="repro.train.pairs:DEFAULT_PAIR_SELECTION", doc="PKU-SafeRLHF pairs kept, chosen = the safe one"),
              P("data_roles", list, item=str),
          )),
     Kind("train/filter", "repro.train.filter:filter_stage", image="train", gpus="one", disk_gb=1.0,
@@ -79,7 +94,9 @@ KINDS = (
              P("classifiers", list, ["keyword"], item=str, source="kit (repro/train/filter.py)",
                choices="repro.train.filter:TEXT_CLASSIFIERS"),
              P("keywords", list, item=str, source="kit (unset: repro/train/filter.py DEFAULT_KEYWORDS)"),
-             P("image_classifier", str, choices=("llama_guard3_vision",)),
+             P("judge_parts", list, ["user", "response"], item=str, choices=("user", "response"),
+               source="kit (repro/train/classifiers.py TEXT_PARTS)", doc="which turns the text classifiers judge"),
+             P("image_classifier", str, choices="repro.train.classifiers:IMAGE_CLASSIFIERS"),
              P("backend", str, "hf", choices="repro.evaluate.backends:BACKENDS"),
              P("batch_size", int, 8, ">=1"),
              P("backend_options", dict),

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = list_experiments()
 PAPER_EXPERIMENTS = ["table1", "figure2", "data_filtering", "table2", "layers", "objectives", "merging",
                      "released"]
-SAFETY = ("sorry_bench", "wildjailbreak", "mm_safetybench", "siuo", "figstep")
+SAFETY = ("sorry_bench", "wildjailbreak", "xstest", "mm_safetybench", "siuo", "figstep")
 
 
 def _lock() -> dict:
@@ -148,7 +148,7 @@ def test_paper_recipes_carry_the_paper_numbers():
 def test_tables_derive_one_evaluation_per_row_and_benchmark():
     t1 = load_experiment("table1", "paper")
     llm_a = t1.tables["table1"].row("LLM A")
-    assert llm_a.benchmarks == ("sorry_bench", "wildjailbreak")
+    assert llm_a.benchmarks == ("sorry_bench", "wildjailbreak", "xstest")
     assert t1.tables["table1"].row("LLM A-VL").benchmarks == (*SAFETY, "mmbench", "mme", "seed_bench")
     ev = t1.stages[eval_stage("stage2", "siuo")]
     assert ev.name == "eval~stage2~siuo" and ev.params["benchmark"] == "siuo"
@@ -164,7 +164,7 @@ def test_tables_derive_one_evaluation_per_row_and_benchmark():
 def test_the_swept_stages_expand():
     f2 = load_experiment("figure2", "tiny")
     base = "eval~stage2~sorry_bench~checkpoint"
-    assert {s for s in f2.stages if s.startswith(f"{base}@")} == {f"{base}@step-{n}" for n in (10, 20, 30, 40)}
+    assert {s for s in f2.stages if s.startswith(f"{base}@")} == {f"{base}@step-{n}" for n in (0, 10, 20, 30, 40)}
     assert f"{base}@step-30" in f2.stages["figure2"].inputs
     merging = load_experiment("merging", "paper")
     assert len([s for s in merging.stages if s.startswith("merged@")]) == 11

@@ -29,7 +29,8 @@ from repro.pipeline.context import StageContext
 JUDGE_RECIPE = {"learning_rate": 5e-3, "max_steps": 100, "per_device_train_batch_size": 8,
                 "warmup_ratio": 0.03, "lr_scheduler_type": "cosine", "max_length": 1024}
 LLM_CONFIG = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-              "intermediate_size": 128, "vocab_size": 512, "template": "llama2"}
+              "intermediate_size": 128, "vocab_size": 512,
+              "template": "llama2_nosys"}  # the judge prompt is [INST] ... [/INST], no system prompt
 SHARED: dict = {}
 
 
