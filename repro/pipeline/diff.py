@@ -182,6 +182,8 @@ def format_diff(d: dict[str, Any]) -> str:
                      f"{s['verdict_changed']} verdicts changed"
                      + (f", {s['only_a']} only in A, {s['only_b']} only in B" if s["only_a"] or s["only_b"] else ""))
         for e in s["examples"]:
-            lines.append(f"    {e['id']}: verdict {e['verdict_a']} -> {e['verdict_b']}; "
+            verdict = (f"{e['verdict_a']} -> {e['verdict_b']}" if e["verdict_a"] != e["verdict_b"]
+                       else f"{e['verdict_a']} (same)")
+            lines.append(f"    {e['id']}: verdict {verdict}; "
                          f"response {_short(e['response_a'])} -> {_short(e['response_b'])}")
     return "\n".join(lines)

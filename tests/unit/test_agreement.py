@@ -112,10 +112,11 @@ def test_second_judge_derives_rejudging_and_agreement_stages(tmp_path):
     rejudge = exp.stages["rejudge~keyword_refusal~stage2_b~sorry_bench"]
     assert rejudge.kind == "evaluate/judge" and rejudge.params == {"judge": "keyword_refusal"}
     assert rejudge.inputs == {"responses": "eval~stage2_b~sorry_bench", "data": "sorry_bench"}
-    # row B's text suite adds wildjailbreak to its row; mmbench is scored by extraction: not re-judged
+    # row B's text suite adds wildjailbreak and xstest to its row; mmbench is scored by extraction:
+    # not re-judged
     assert sorted(s for s in exp.stages if s.startswith("rejudge~")) == [
         "rejudge~keyword_refusal~llm_b~sorry_bench", "rejudge~keyword_refusal~llm_b~wildjailbreak",
-        "rejudge~keyword_refusal~stage2_b~sorry_bench"]
+        "rejudge~keyword_refusal~llm_b~xstest", "rejudge~keyword_refusal~stage2_b~sorry_bench"]
     agreement = exp.stages["t~agreement"]
     assert agreement.kind == "report/agreement" and exp.results == ("t", "t~agreement")
     assert agreement.params["rows"][0] == {"label": "A", "pairs": [{

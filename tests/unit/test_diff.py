@@ -76,3 +76,16 @@ def test_cli_json_exit_code_and_bad_input(experiments, tmp_path):
     with pytest.raises(InputError, match=r"empty[/\\]manifest.json: missing"):
         (tmp_path / "empty").mkdir()
         diff_runs(tmp_path / "empty", tmp_path / "a" / "chain")
+
+
+def test_text_marks_an_unchanged_verdict_of_a_changed_response():
+    d = {"a": {"manifest": "A", "experiment": "e", "manifest_sha256": "a" * 64},
+         "b": {"manifest": "B", "experiment": "e", "manifest_sha256": "b" * 64},
+         "identical": False, "stages": [], "metrics": [], "samples": [{
+             "benchmark": "mme", "stage": "eval~m~mme", "row": "M", "available": True, "n": 2,
+             "response_changed": 2, "verdict_changed": 1, "only_a": 0, "only_b": 0, "examples": [
+                 {"id": "x", "verdict_a": "wrong", "verdict_b": "wrong", "response_a": "re", "response_b": "It"},
+                 {"id": "y", "verdict_a": "wrong", "verdict_b": "correct", "response_a": "reB", "response_b": "Yes"}]}]}
+    text = format_diff(d)
+    assert 'x: verdict wrong (same); response "re" -> "It"' in text
+    assert 'y: verdict wrong -> correct; response "reB" -> "Yes"' in text
