@@ -69,6 +69,11 @@ def _why_stale(store: Store, spec, comps: dict, prev_entry: dict | None) -> Stag
     prev = store.statement(prev_entry["key"])
     if prev is None:
         return StageStatus(spec.name, spec.kind, "missing", ["outputs missing from the store"])
-    old = prev["predicate"]["buildDefinition"]["internalParameters"]["key_components"]
-    reasons = cache.diff_components(old, comps) or ["key changed"]
-    return StageStatus(spec.name, spec.kind, "stale", reasons)
+    return StageStatus(spec.name, spec.kind, "stale", key_reasons(prev, comps))
+
+
+def key_reasons(old_statement: dict, new_components: dict) -> list[str]:
+    """Why a stage's key differs from the one ``old_statement`` was built under: the params,
+    inputs, code, seed or environment that changed (``repro status`` and ``repro diff``)."""
+    old = old_statement["predicate"]["buildDefinition"]["internalParameters"]["key_components"]
+    return cache.diff_components(old, new_components) or ["key changed"]
