@@ -80,8 +80,9 @@ def test_broken_chain_is_caught(done_run):
 
 
 def test_partial_result_warns(experiments, tmp_path):
-    exp = load_experiment("chain", "tiny", ("c.params.partial=true",), root=experiments)
-    manifest = Runner(tmp_path / "runs", echo=lambda _: None).run(exp)
+    sets = ("c.params.partial=true",)
+    exp = load_experiment("chain", "tiny", sets, root=experiments)
+    manifest = Runner(tmp_path / "runs", echo=lambda _: None).run(exp, sets)
     v, _ = verify_manifest(manifest)
     assert v.verdict() == "WARNED"
     assert v.verdict(strict=True) == "FAILED"
