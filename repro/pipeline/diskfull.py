@@ -7,7 +7,7 @@ Writers raise ENOSPC in different shapes: ``OSError`` with or without a file nam
 recognises all of them (an error whose chain says so, or any error while the filesystem being
 written has less than ``NEARLY_FULL`` left) and re-raises ``DiskFull``. What was written before
 stays unpublished: the runner's build folder is removed on the way out, and training resumes
-only from checkpoints whose completion record verifies (``repro/train/common.py``).
+only from checkpoints whose completion record verifies (``repro/train/resume.py``).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 from repro.provenance.digest import digest_tree
-from repro.train.common import latest_checkpoint, record_complete
+from repro.train.resume import latest_checkpoint, record_complete
 
 
 def _checkpoints(work: Path, steps: list[int]) -> tuple[Path, Path]:
