@@ -77,17 +77,17 @@ def test_full_disk_during_checkpoint_export_then_resume_publishes_clean_bytes(sm
 
 
 # (point, nth time it is reached, what the one line must say)
+# (A checkpoint export: the test above.)
 CHAIN = [("data", 1, "stage 'sorry' (data/synthetic)"),
          ("optimizer", 2, "stage 'sft' (train/text_sft): its outputs or checkpoints"),
-         ("export-copied", 2, "stage 'sft'"),
          ("statement", 1, "stage 'sft': its statement"),
          ("manifest", 1, "the manifest of 'mini'")]
 
 
 def test_every_full_disk_is_one_line_and_a_rerun_with_space_succeeds(smoke_run, mini_run, tmp_path):
     """Item 7: the disk fills at each kind of writer in turn (a stage's own output, the Trainer's
-    torch.save, a checkpoint export, the runner's statement and manifest), each in the rerun
-    after the previous failure, space freed in between; then the last rerun completes."""
+    torch.save, the runner's statement and manifest), each in the rerun after the previous
+    failure, space freed in between; then the last rerun completes."""
     with smallfs.tmpfs(tmp_path / "fs", 64) as fs:
         runs = copy_runs(smoke_run.runs, fs.path / "runs")
         ballast = fs.path / ".ballast"
