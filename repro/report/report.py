@@ -17,12 +17,9 @@ from pathlib import Path
 
 from repro.errors import InputError
 from repro.report.references import load_references, reference_for
+from repro.stages import KINDS
 
 REPORT = "report.md"
-# what each result-stage kind contributes: (file embedded as text, images shown)
-EMBED = {"report/table": ("table.md", ()), "report/sweep": ("sweep.md", ("figure.png",)),
-         "analyse/layers": (None, ("layers.png", "separation.png")),
-         "analyse/objectives": (None, ("objectives.png",))}
 SYSTEM_FIELDS = ("accelerator_model_name", "accelerators_per_node", "accelerator_memory_capacity",
                  "host_processor_model_name", "host_processor_core_count", "host_memory_capacity",
                  "number_of_nodes", "operating_system", "framework", "python")
@@ -56,7 +53,8 @@ def results_section(manifest: dict, runs_root: Path) -> list[str]:
     lines = ["## Results", ""]
     for name in _result_stages(manifest):
         entry = manifest["stages"][name]
-        text_file, images = EMBED.get(entry["kind"], (None, ()))
+        kind = KINDS.get(entry["kind"])  # what a result contributes: (text file, images)
+        text_file, images = kind.report if kind else (None, ())
         out = runs_root / entry["output"]
         lines.append(f"### `{name}` ({entry['kind']})")
         lines.append("")

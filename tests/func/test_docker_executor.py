@@ -35,7 +35,7 @@ def client():
 
 
 def test_tiny_stage_runs_in_the_container_and_its_record_names_the_image(client, tmp_path):
-    root = one_stage_experiments(tmp_path / "experiments", "{dataset: llava_pretrain, size: -3}")
+    root = one_stage_experiments(tmp_path / "experiments", "{dataset: llava_pretrain, size: enormous}")
     conf = dict(settings("docker", "tiny"), hf_cache=None)
     runs = tmp_path / "runs"
     log = []
