@@ -16,6 +16,7 @@ Forging a consistent manifest *and* statements *and* store keys is what signing 
 
 from __future__ import annotations
 
+import copy
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -47,12 +48,57 @@ def resolve_again(manifest: dict) -> tuple[Any, str]:
 
 def rebuild(manifest: dict):
     """The recorded declaration, loaded as an experiment file of its own (it is fully resolved:
-    no includes), so the loader expands sweeps and resolves recipes exactly as for the run."""
+    no includes), so the loader expands sweeps and resolves recipes exactly as for the run. The
+    stages the loader derived (from ``tables:`` and ``benchmark_data:``) are left out of the file
+    and derived again; the recorded ``--set`` items are applied again (for derived stages; on the
+    rest they are already in the declaration, and setting a value twice changes nothing)."""
     import yaml
 
     with tempfile.TemporaryDirectory(prefix="repro-verify-") as tmp:
-        (Path(tmp) / "declared.yaml").write_text(yaml.safe_dump(manifest["declaration"], sort_keys=True))
-        return _load("declared", manifest["profile"], [], Path(tmp))
+        text = yaml.safe_dump(_as_declared(manifest["declaration"]), sort_keys=False)
+        (Path(tmp) / "declared.yaml").write_text(text)
+        return _load("declared", manifest["profile"], manifest["declared"]["overrides"], Path(tmp))
+
+
+def _as_declared(declaration: dict) -> dict:
+    """``declaration`` without the stages ``repro.config.tables.derive`` adds: each table's
+    report stage, its ``eval~`` stages, and benchmark data stages equal to the template's."""
+    from repro.config.tables import SEP
+    from repro.evaluate.benchmarks import load_all
+
+    out = copy.deepcopy(declaration)
+    stages, tables = out.get("stages"), out.get("tables")
+    if not isinstance(stages, dict) or not isinstance(tables, dict):
+        return out
+    template, benchmarks = out.get("benchmark_data"), load_all()
+    for name, table in tables.items():  # the manifest sorts keys; a table's rows keep their order
+        rows = ((stages.get(name) or {}).get("params") or {}).get("rows")
+        if isinstance(table, dict) and isinstance(table.get("rows"), dict) and isinstance(rows, list):
+            order = [r.get("label") for r in rows if isinstance(r, dict)]
+            table["rows"] = dict(sorted(table["rows"].items(),
+                                        key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+    for name in list(stages):
+        derived_data = isinstance(template, dict) and name in benchmarks and stages[name] == {
+            **template, "params": {"dataset": name, **(template.get("params") or {})}}
+        if name in tables or SEP in name or derived_data:
+            del stages[name]
+    return out
+
+
+def _trimmed(exp, manifest: dict):
+    """The rebuilt experiment cut to what its results and the manifest's stages read from: which
+    stages the experiment file declared itself (kept even when no result needs them) is not
+    recorded, and an include's unused stages are not run."""
+    import dataclasses
+
+    todo, keep = [*exp.results, *manifest["stages"]], set()
+    while todo:
+        name = todo.pop()
+        if name in exp.stages and name not in keep:
+            keep.add(name)
+            todo.extend(u for u in exp.stages[name].inputs.values() if isinstance(u, str))
+        todo.extend(s for s in exp.stages if s.startswith(f"{name}@") and s not in keep)
+    return dataclasses.replace(exp, stages={n: s for n, s in exp.stages.items() if n in keep})
 
 
 def _first_difference(a: Any, b: Any, where: str = "") -> str:
@@ -79,11 +125,14 @@ def check_declaration(v, manifest: dict, statements: dict[str, dict]) -> None:
                f"{_first_difference(manifest['declaration'], now.resolved)}")
     else:
         v.ok("declaration", now.source)
-    try:
-        exp = rebuild(manifest)
-    except InputError as exc:
-        v.fail("declaration", f"does not load: {exc}")
-        return
+    if now is not None and sha256_json(now.resolved) == declared["sha256"] == sha256_json(manifest["declaration"]):
+        exp = now  # the same declaration, in the file's own key order
+    else:
+        try:
+            exp = _trimmed(rebuild(manifest), manifest)
+        except InputError as exc:
+            v.fail("declaration", f"does not load: {exc}")
+            return
     _check_stages(v, manifest, exp, statements)
     _check_result_set(v, manifest, exp, statements)
 
