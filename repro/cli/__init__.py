@@ -54,5 +54,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except OSError as exc:
         # disk full, permission denied ...: one line naming the file, nothing half-published
-        click.echo(f"error: {exc.filename or ''}: {exc.strerror or exc}", err=True)
+        where = exc.filename2 or exc.filename
+        click.echo(f"error: {f'{where}: ' if where else ''}{exc.strerror or exc}", err=True)
         sys.exit(1)

@@ -35,7 +35,7 @@ def run_cmd(experiments, profile, runs_dir, overrides, executor_name, executor_c
         try:
             for exp in loaded:
                 click.echo(f"== {exp.name} ({profile}) ==")
-                manifests.append(runner.run(exp))
+                manifests.append(runner.run(exp, overrides))
                 click.echo(f"manifest: {manifests[-1]}")
                 _sign(signer, manifests[-1])
         finally:
@@ -77,12 +77,12 @@ def findings_cmd(profile, runs_dir, overrides, executor_name, executor_config, s
         runner = Runner(runs_dir, echo=click.echo, executor=make_executor(executor_name, profile, executor_config))
         try:
             for seed in seed_list:
-                exp = load_experiment("findings", profile, tuple(overrides) + (f"seed={seed}",))
-                exp = dataclasses.replace(exp, name=f"findings-seed{seed}")
+                sets = tuple(overrides) + (f"seed={seed}",)
+                exp = dataclasses.replace(load_experiment("findings", profile, sets), name=f"findings-seed{seed}")
                 table = exp.tables.get(findings.TABLE)
                 findings.chain(table)  # a declaration that lacks a row fails before anything runs
                 click.echo(f"== {exp.name} ({profile}) ==")
-                manifest = runner.run(exp)
+                manifest = runner.run(exp, sets)
                 _sign(signer, manifest)
                 measured[seed] = findings.scores(runs_dir, json.loads(manifest.read_text()), table)
         finally:
