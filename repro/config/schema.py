@@ -9,9 +9,14 @@ from typing import Any
 
 from repro.errors import InputError
 
-PROFILES = ("tiny", "paper")
+PROFILES = ("tiny", "paper", "rehearsal")
+# Profiles whose stages run on CPUs: no GPU is requested, estimated or checked for. The rehearsal
+# is the paper profile's declarations at reduced sizes (experiments/_base/rehearsal.yaml); every
+# other paper-only path (findings over the paper's rows, the merge grid, figure 2's schedule) it
+# takes as the paper profile does.
+CPU_PROFILES = frozenset({"tiny", "rehearsal"})
 EXPERIMENT_KEYS = {"schema", "name", "description", "paper", "include", "seed", "recipes", "stages",
-                   "results", "tables", "suites", "judges", "benchmark_data"}
+                   "results", "tables", "suites", "judges", "judge_options", "benchmark_data"}
 STAGE_KEYS = {"kind", "params", "inputs", "recipe", "seed", "description", "sweep", "gather"}
 SCHEMA_VERSION = 1
 SEED_MAX = 2**32 - 1  # numpy's and torch's seeds must fit 32 bits

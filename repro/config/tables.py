@@ -17,7 +17,8 @@ For every (row, benchmark) the loader derives one ``evaluate/benchmark`` stage n
 ``eval~<model>~<benchmark>`` (``eval~<model>~<benchmark>~<param>`` when the row sweeps an
 evaluation param; a swept model's variants follow as ``...@<value>``). The benchmark's
 ``benchmark.yaml`` decides the rest: its scorer picks the recipe (``safety_eval`` or
-``helpful_eval``), its judge is bound to the judge model the profile's ``judges:`` map names,
+``helpful_eval``), its judge is bound to the judge model the profile's ``judges:`` map names
+(and gets the options its ``judge_options:`` map gives that judge: a chat judge's endpoint),
 and its ``label``/``units`` give the table's columns. The benchmark's data is the stage named
 after the benchmark; a profile's ``benchmark_data:`` builds it where no stage is declared. The
 table itself becomes a ``report/table`` stage of the same name, and a result of the experiment.
@@ -204,6 +205,11 @@ def _evaluation(where: str, model: str, bench_name: str, over: dict | None, data
         elif judge not in MODEL_FREE_JUDGES:
             raise InputError(f"{where}: {bench.name} is judged by {judge!r}, which needs a judge model: "
                              f"bind one in the profile, judges: {{{judge}: <models/fetch stage>}}")
+        options = (data.get("judge_options") or {})
+        if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
+            raise InputError(f"{where}: key 'judge_options': expected a mapping of judge -> options")
+        if judge in options:  # e.g. a chat judge's endpoint (judge_options.base_url, model)
+            stage["params"]["judge_options"] = copy.deepcopy(options[judge])
     if over:
         stage["sweep"] = copy.deepcopy(over)
     return stage
