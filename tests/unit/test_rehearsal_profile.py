@@ -16,7 +16,7 @@ SWAPPED = {
     "train/dpo": {"per_device_train_batch_size", "gradient_accumulation_steps", "expect_global_batch",
                   "max_steps", "launch", "deepspeed", "margin_eval_pairs"},
     "train/filter": {"backend", "batch_size"},
-    "evaluate/benchmark": {"backend", "batch_size", "sampling", "judge_options", "limit"},
+    "evaluate/benchmark": {"backend", "batch_size", "sampling", "judge_options"},
 }
 SOURCES = ("data/", "models/")
 # experiments whose rows name checkpoints: the rehearsal's are the paper's schedule scaled down
