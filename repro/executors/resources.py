@@ -2,13 +2,14 @@
 ``repro/stages/``): ``none`` (fetch, assembly, merging (tensors streamed on the CPU), reports),
 ``one`` (evaluation, analysis, filtering), or ``launch``: a training stage with a ``launch`` param
 takes its size from that accelerate config (``num_machines``, ``num_processes``), else one GPU.
-The tiny profile runs on CPUs.
+The CPU profiles (tiny, rehearsal: ``repro.config.schema.CPU_PROFILES``) run on CPUs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from repro.config.schema import CPU_PROFILES
 from repro.stages import describe
 
 
@@ -24,7 +25,7 @@ class Resources:
 
 def stage_resources(kind: str, params: dict, profile: str) -> Resources:
     gpus = describe(kind).gpus
-    if profile == "tiny" or gpus == "none":
+    if profile in CPU_PROFILES or gpus == "none":
         return Resources()
     launch = params.get("launch")
     if gpus == "launch" and launch:
