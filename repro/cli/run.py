@@ -35,7 +35,7 @@ def run_cmd(experiments, profile, runs_dir, overrides, executor_name, executor_c
         try:
             for exp in loaded:
                 click.echo(f"== {exp.name} ({profile}) ==")
-                manifests.append(runner.run(exp))
+                manifests.append(_run_one(runner, exp))
                 click.echo(f"manifest: {manifests[-1]}")
                 _sign(signer, manifests[-1])
         finally:
@@ -92,6 +92,15 @@ def findings_cmd(profile, runs_dir, overrides, executor_name, executor_config, s
         click.echo(f"finding {key:<6} {'holds' if v['holds'] else 'held on ' + str(len(v['held_on'])) + '/' + str(len(seed_list))}"
                    f"  ({v['claim']})")
     click.echo(f"findings: {path}")
+
+
+def _run_one(runner, exp):
+    """One experiment, stage by stage here, or as a SLURM job graph (slurm setting ``graph``)."""
+    if getattr(runner.executor, "graph", False):
+        from repro.executors.slurm_graph import run_experiment
+
+        return run_experiment(runner, exp, click.echo)
+    return runner.run(exp)
 
 
 def _signer(signing_key):

@@ -41,3 +41,34 @@ def stage_resources(kind: str, params: dict, profile: str) -> Resources:
 def stage_gpus(kind: str, params: dict, profile: str) -> int:
     """GPUs for a single-node run of the stage (the docker executor's device request)."""
     return stage_resources(kind, params, profile).gpus_per_node
+
+
+class GpuPool:
+    """Free GPUs by node: what a scheduler hands out (the runner's ``--gpus``, one node) and what
+    ``repro plan`` simulates (``--gpus N --nodes M``). A stage takes ``gpus_per_node`` GPUs on
+    each of ``nodes`` nodes, all of them or none; the lowest free ids first."""
+
+    def __init__(self, nodes: list[list[int]]):
+        self.free = [sorted(ids) for ids in nodes]
+        self.size = [len(ids) for ids in nodes]
+
+    def fits_ever(self, res: Resources) -> bool:
+        """Could the stage run here at all, with every GPU free?"""
+        return sum(1 for n in self.size if n >= res.gpus_per_node) >= res.nodes
+
+    def take(self, res: Resources) -> list[tuple[int, list[int]]] | None:
+        """[(node, GPU ids)] for the stage, or None when it does not fit now. No GPUs asked: []."""
+        if not res.gpus_per_node:
+            return []
+        nodes = [i for i, ids in enumerate(self.free) if len(ids) >= res.gpus_per_node][:res.nodes]
+        if len(nodes) < res.nodes:
+            return None
+        taken = []
+        for i in nodes:
+            taken.append((i, self.free[i][:res.gpus_per_node]))
+            self.free[i] = self.free[i][res.gpus_per_node:]
+        return taken
+
+    def give(self, taken: list[tuple[int, list[int]]]) -> None:
+        for i, ids in taken:
+            self.free[i] = sorted(self.free[i] + ids)
