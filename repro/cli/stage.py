@@ -37,6 +37,15 @@ def stage_run_cmd(runs_dir, spec):
     run_in_job(runs_dir, spec, click.echo)
 
 
+@click.command("stage-worker", hidden=True)
+@click.option("--runs-dir", type=click.Path(path_type=Path, file_okay=False), required=True)
+def stage_worker_cmd(runs_dir):
+    """Run stages sent by a concurrent `repro run`, one request path per line on stdin."""
+    from repro.executors.workers import serve
+
+    serve(runs_dir)
+
+
 @click.command("stage-probe", hidden=True)
 def stage_probe_cmd():
     """Print the code and environment fingerprints stages computed here are keyed by."""
@@ -45,4 +54,4 @@ def stage_probe_cmd():
     click.echo(json.dumps(probe(), sort_keys=True))
 
 
-COMMANDS = [stage_exec_cmd, stage_run_cmd, stage_probe_cmd]
+COMMANDS = [stage_exec_cmd, stage_run_cmd, stage_worker_cmd, stage_probe_cmd]

@@ -22,9 +22,11 @@ class Resources:
         return self.nodes * self.gpus_per_node
 
 
-def stage_resources(kind: str, params: dict, profile: str) -> Resources:
+def stage_resources(kind: str, params: dict, profile: str, on_gpus: bool = False) -> Resources:
+    """``on_gpus``: GPUs were handed to the run (``repro run --gpus``), so even the tiny profile's
+    stages take them as their kinds declare."""
     gpus = describe(kind).gpus
-    if profile == "tiny" or gpus == "none":
+    if (profile == "tiny" and not on_gpus) or gpus == "none":
         return Resources()
     launch = params.get("launch")
     if gpus == "launch" and launch:
@@ -56,10 +58,14 @@ class GpuPool:
         """Could the stage run here at all, with every GPU free?"""
         return sum(1 for n in self.size if n >= res.gpus_per_node) >= res.nodes
 
-    def take(self, res: Resources) -> list[tuple[int, list[int]]] | None:
-        """[(node, GPU ids)] for the stage, or None when it does not fit now. No GPUs asked: []."""
+    def take(self, res: Resources, prefer: list[int] = ()) -> list[tuple[int, list[int]]] | None:
+        """[(node, GPU ids)] for the stage, or None when it does not fit now. No GPUs asked: [].
+        ``prefer``: for a one-GPU stage, GPUs of the first node to try first."""
         if not res.gpus_per_node:
             return []
+        if res.gpus == 1 and self.free and (hit := [g for g in prefer if g in self.free[0]]):
+            self.free[0].remove(hit[0])
+            return [(0, [hit[0]])]
         nodes = [i for i, ids in enumerate(self.free) if len(ids) >= res.gpus_per_node][:res.nodes]
         if len(nodes) < res.nodes:
             return None

@@ -34,9 +34,11 @@ def priority_order(specs: dict, hours: dict[str, float]) -> list[str]:
     return sorted(specs, key=lambda n: (-level[n], index[n]))
 
 
-def pick(ready: list[str], resources: dict[str, Resources], pool: GpuPool, slots: int) -> list[tuple[str, list]]:
+def pick(ready: list[str], resources: dict[str, Resources], pool: GpuPool, slots: int,
+         prefer: dict[str, list[int]] | None = None) -> list[tuple[str, list]]:
     """Start what fits, in the order of ``ready`` (already in priority order): [(stage, GPUs
-    taken)]. ``slots``: how many more stages may run at once. Takes the GPUs from ``pool``."""
+    taken)]. ``slots``: how many more stages may run at once. Takes the GPUs from ``pool``;
+    ``prefer``: per stage, GPUs to give it first where free (the worker there holds its model)."""
     started: list[tuple[str, list]] = []
     gpu_blocked = False
     for name in ready:
@@ -45,7 +47,7 @@ def pick(ready: list[str], resources: dict[str, Resources], pool: GpuPool, slots
         res = resources[name]
         if res.gpus_per_node and gpu_blocked:
             continue
-        taken = pool.take(res)
+        taken = pool.take(res, (prefer or {}).get(name, ()))
         if taken is None:
             gpu_blocked = True
             continue
