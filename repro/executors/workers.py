@@ -25,7 +25,6 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any
 
 from repro.errors import InputError, ReproError
 from repro.executors.base import StageFailed, StageJob, StageResult
@@ -114,7 +113,8 @@ class WorkerExecutor(LocalExecutor):
         result = take_result(job.build)
         gpus = list(slot[1]) if slot[0] == "gpu" else []
         execution = {"executor": "local", **result["observed"],
-                     "worker": {"pid": self.workers[slot].proc.pid, "gpus_given": gpus}}
+                     "worker": {"pid": self.workers[slot].proc.pid, "gpus_given": gpus,
+                                "models_loaded": answer["loaded"], "models_reused": answer["reused"]}}
         return StageResult(dependencies=result["dependencies"], protocol=result["protocol"],
                            started=result["started"], finished=result["finished"],
                            system=result["system"], execution=execution)
@@ -137,6 +137,18 @@ class WorkerExecutor(LocalExecutor):
         self.workers.clear()
 
 
+class _Tracked(dict):
+    """A worker's model cache that notes which entries a stage read (to record reuse)."""
+
+    def __init__(self):
+        super().__init__()
+        self.read: set = set()
+
+    def __getitem__(self, key):
+        self.read.add(key)
+        return super().__getitem__(key)
+
+
 def serve(runs: Path) -> None:
     """The worker's loop (``repro stage-worker``): one request path per line on stdin."""
     import importlib
@@ -151,14 +163,17 @@ def serve(runs: Path) -> None:
     channel = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # what stages print goes to stderr; stdout carries the answers only
     sys.stdout = sys.stderr
-    shared: dict[str, Any] = {}
+    shared = _Tracked()
     for line in sys.stdin:
         path = Path(line.strip())
+        before = set(shared)
+        shared.read.clear()
         try:
             data = asdict(run_request(read_request(path), runs, shared))
             data["observed"] = data.pop("execution")
             write_json(path.parent / RESULT_FILE, data)
-            answer = {"ok": True}
+            # what the stage loaded into this worker's cache, and what it found there already
+            answer = {"ok": True, "loaded": len(set(shared) - before), "reused": len(before & shared.read)}
         except Exception as exc:  # noqa: BLE001 - reported to the runner, which fails the stage
             traceback.print_exc()
             answer = {"ok": False, "error": str(exc) or exc.__class__.__name__,

@@ -73,10 +73,12 @@ def _hours(exp) -> dict[str, float]:
 
 
 class Scheduler:
-    def __init__(self, runner, exp, jobs: int, gpus: list[int] | None, on_failure: str = "finish"):
+    def __init__(self, runner, exp, jobs: int, gpus: list[int] | None, on_failure: str = "finish",
+                 affinity: bool = True):
         if on_failure not in ON_FAILURE:
             raise InputError(f"--on-failure {on_failure!r}: one of {', '.join(ON_FAILURE)}")
         self.runner, self.exp, self.jobs, self.on_failure = runner, exp, max(1, jobs), on_failure
+        self.affinity = affinity  # send a stage to the worker that last served its model (item 2)
         self.echo = runner.echo
         self.res = {n: stage_resources(s.kind, s.params, exp.profile, on_gpus=gpus is not None)
                     for n, s in exp.stages.items()}
@@ -117,7 +119,8 @@ class Scheduler:
         if taken:
             slot = ("gpu", tuple(taken[0][1]))
         else:
-            affine = [s[1] for s in executor.affine(model) if s[0] == "cpu" and s[1] in self.cpu_free]
+            affine = [s[1] for s in executor.affine(model) if s[0] == "cpu" and s[1] in self.cpu_free
+                      and self.affinity]
             slot = ("cpu", (affine or self.cpu_free)[0])
             self.cpu_free.remove(slot[1])
         executor.assign(name, slot, model)
@@ -163,7 +166,8 @@ class Scheduler:
                     events = self._serve_cached(ready, waiting, digests, invocation)
                     if not events:
                         prefer = {n: [g for s in runner.executor.affine(exp.stages[n].inputs.get("model"))
-                                      if s[0] == "gpu" and len(s[1]) == 1 for g in s[1]] for n in ready}
+                                      if s[0] == "gpu" and len(s[1]) == 1 for g in s[1]]
+                                  for n in ready} if self.affinity else {}
                         for name, taken in pick(ready, self.res, self.pool, self.jobs - len(self.running), prefer):
                             del waiting[name]
                             self._start(name, taken, digests, invocation, ndone)
