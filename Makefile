@@ -15,8 +15,12 @@ EXTRAS ?= train,eval,report,docker,deepspeed,sign,dev
 # pinned image for the paper profile. EXECUTOR=local|docker|slurm, EXECUTOR_CONFIG=<yaml>.
 EXECUTOR ?= $(if $(filter paper,$(PROFILE)),docker,local)
 EXECUTOR_CONFIG ?=
+# Concurrent stages (local executor, docs/executors.md): JOBS=2, GPUS=0,1,2,3
+JOBS ?=
+GPUS ?=
 RUN_FLAGS = --profile $(PROFILE) --runs-dir $(RUNS) --executor $(EXECUTOR) \
 	$(if $(EXECUTOR_CONFIG),--executor-config $(EXECUTOR_CONFIG))
+RUN_ONLY_FLAGS = $(if $(JOBS),--jobs $(JOBS)) $(if $(GPUS),--gpus $(GPUS))
 
 # The paper's experiments (docs/experiments.md); `all` runs them as one experiment, shared stages once.
 EXPERIMENTS := table1 figure2 data_filtering table2 layers objectives merging released
@@ -73,7 +77,7 @@ smoke: setup
 
 # One experiment: run (unchanged stages come from the store), report.md, verify.
 reproduce-%: setup
-	$(REPRO) run $* $(RUN_FLAGS)
+	$(REPRO) run $* $(RUN_FLAGS) $(RUN_ONLY_FLAGS)
 	$(REPRO) report $* --runs-dir $(RUNS)
 	$(REPRO) verify $(RUNS)/$*
 
@@ -81,7 +85,7 @@ reproduce-%: setup
 # report.md from the store (no stage runs twice), and every manifest is verified. The tiny
 # profile also checks the paper's findings on 3 seeds (runs/findings/findings.md).
 reproduce-all: setup
-	$(REPRO) run all $(EXPERIMENTS) $(RUN_FLAGS)
+	$(REPRO) run all $(EXPERIMENTS) $(RUN_FLAGS) $(RUN_ONLY_FLAGS)
 	for e in all $(EXPERIMENTS); do $(REPRO) report $$e --runs-dir $(RUNS) || exit 1; done
 ifeq ($(PROFILE),tiny)
 	$(REPRO) findings $(RUN_FLAGS)
