@@ -75,24 +75,25 @@ smoke: setup
 	$(REPRO) run smoke --profile tiny --runs-dir $(RUNS)
 	$(REPRO) verify $(RUNS)/smoke
 
-# One experiment: run (unchanged stages come from the store), report.md, verify.
+# One experiment: run (unchanged stages come from the store), verify, then report.md and
+# report.html (which show the verdict; written even when verification fails, and make fails).
 reproduce-%: setup
 	$(REPRO) run $* $(RUN_FLAGS) $(RUN_ONLY_FLAGS)
-	$(REPRO) report $* --runs-dir $(RUNS)
-	$(REPRO) verify $(RUNS)/$*
+	status=0; $(REPRO) verify $(RUNS)/$* || status=$$?; \
+	$(REPRO) report $* --runs-dir $(RUNS) && exit $$status
 
-# Everything: `all` builds every stage once; each experiment then gets its own manifest and
-# report.md from the store (no stage runs twice), and every manifest is verified. The tiny
-# profile also checks the paper's findings on 3 seeds (runs/findings/findings.md).
+# Everything: `all` builds every stage once; each experiment then gets its own manifest from the
+# store (no stage runs twice), every manifest is verified, and each gets report.md and
+# report.html. The tiny profile also checks the paper's findings on 3 seeds
+# (runs/findings/findings.md).
 reproduce-all: setup
 	$(REPRO) run all $(EXPERIMENTS) $(RUN_FLAGS) $(RUN_ONLY_FLAGS)
-	for e in all $(EXPERIMENTS); do $(REPRO) report $$e --runs-dir $(RUNS) || exit 1; done
 ifeq ($(PROFILE),tiny)
 	$(REPRO) findings $(RUN_FLAGS)
-	$(REPRO) verify $(addprefix $(RUNS)/,all $(EXPERIMENTS)) $(RUNS)/findings-seed*
-else
-	$(REPRO) verify $(addprefix $(RUNS)/,all $(EXPERIMENTS))
 endif
+	status=0; $(REPRO) verify $(addprefix $(RUNS)/,all $(EXPERIMENTS)) \
+	    $(if $(filter tiny,$(PROFILE)),$(RUNS)/findings-seed*) || status=$$?; \
+	for e in all $(EXPERIMENTS); do $(REPRO) report $$e --runs-dir $(RUNS) || exit 1; done; exit $$status
 
 verify: setup
 	$(REPRO) verify $(RUNS)

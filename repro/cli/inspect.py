@@ -1,5 +1,5 @@
 """``repro list``, ``status``, ``plan``, ``ls``: look without running; ``report``: render a
-finished run's manifest as report.md (runs nothing)."""
+finished run's manifest as report.md and report.html (runs nothing)."""
 
 from __future__ import annotations
 
@@ -190,10 +190,13 @@ def _states(exp, runs_dir, executor) -> dict[str, str]:
 @click.argument("experiment")
 @runs_dir_option
 def report_cmd(experiment, runs_dir):
-    """Write RUNS_DIR/EXPERIMENT/report.md from the run's manifest (tables, figures, provenance)."""
+    """Write RUNS_DIR/EXPERIMENT/report.md and report.html from the run's manifest (tables,
+    figures, judge agreement, provenance; report.html adds a browser over every sample)."""
+    from repro.report.html import write_html
     from repro.report.report import write_report
 
     click.echo(f"report: {write_report(runs_dir / experiment)}")
+    click.echo(f"report: {write_html(runs_dir / experiment)}")
 
 
 @click.command("ls")

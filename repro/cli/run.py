@@ -43,7 +43,7 @@ def run_cmd(experiments, profile, runs_dir, overrides, executor_name, executor_c
         try:
             for exp in loaded:
                 click.echo(f"== {exp.name} ({profile}) ==")
-                manifests.append(_run_one(runner, exp, concurrent, on_failure))
+                manifests.append(_run_one(runner, exp, overrides, concurrent, on_failure))
                 click.echo(f"manifest: {manifests[-1]}")
                 _sign(signer, manifests[-1])
         finally:
@@ -85,12 +85,12 @@ def findings_cmd(profile, runs_dir, overrides, executor_name, executor_config, s
         runner = Runner(runs_dir, echo=click.echo, executor=make_executor(executor_name, profile, executor_config))
         try:
             for seed in seed_list:
-                exp = load_experiment("findings", profile, tuple(overrides) + (f"seed={seed}",))
-                exp = dataclasses.replace(exp, name=f"findings-seed{seed}")
+                sets = tuple(overrides) + (f"seed={seed}",)
+                exp = dataclasses.replace(load_experiment("findings", profile, sets), name=f"findings-seed{seed}")
                 table = exp.tables.get(findings.TABLE)
                 findings.chain(table)  # a declaration that lacks a row fails before anything runs
                 click.echo(f"== {exp.name} ({profile}) ==")
-                manifest = runner.run(exp)
+                manifest = runner.run(exp, sets)
                 _sign(signer, manifest)
                 measured[seed] = findings.scores(runs_dir, json.loads(manifest.read_text()), table)
         finally:
@@ -121,18 +121,18 @@ def _executor(name, profile, config, runs_dir, jobs, gpu_list):
     return WorkerExecutor(runs_dir), (jobs or max(1, len(gpus or [])), gpus)
 
 
-def _run_one(runner, exp, concurrent=None, on_failure="finish"):
+def _run_one(runner, exp, overrides, concurrent=None, on_failure="finish"):
     """One experiment: stage by stage here, concurrently (``--jobs``/``--gpus``), or as a SLURM
     job graph (slurm setting ``graph``)."""
     if concurrent is not None:
         from repro.pipeline.concurrent import run_concurrent
 
-        return run_concurrent(runner, exp, *concurrent, on_failure=on_failure)
+        return run_concurrent(runner, exp, overrides, *concurrent, on_failure=on_failure)
     if getattr(runner.executor, "graph", False):
         from repro.executors.slurm_graph import run_experiment
 
-        return run_experiment(runner, exp, click.echo)
-    return runner.run(exp)
+        return run_experiment(runner, exp, overrides, click.echo)
+    return runner.run(exp, overrides)
 
 
 def _signer(signing_key):

@@ -186,15 +186,17 @@ def _derived(tables: dict) -> set[str]:
     for table in tables.values():
         for row in table.rows:
             names.update(row.stages.values())
+        names.update(table.rejudged + ((table.agreement,) if table.agreement else ()))
     return names
 
 
 def _results(path: Path, data: dict, tables: dict) -> tuple[str, ...]:
-    """The declared ``results``, then every table not listed there."""
+    """The declared ``results``, then every table (and its judge agreement) not listed there."""
     declared = data.get("results") or []
     if not isinstance(declared, list) or not all(isinstance(r, str) for r in declared):
         raise InputError(f"{path}: key 'results': expected a list of stage names")
-    return tuple(declared) + tuple(t for t in tables if t not in declared)
+    derived = [n for t in tables.values() for n in (t.name, t.agreement) if n]
+    return tuple(declared) + tuple(n for n in derived if n not in declared)
 
 
 def _needed(stages: dict, roots: set[str]) -> set[str]:

@@ -62,6 +62,8 @@ class Table:
     name: str  # the report stage's name
     title: str
     rows: tuple[Row, ...]
+    rejudged: tuple[str, ...] = ()  # second_judge: the re-judging stages (repro/config/judges.py)
+    agreement: str | None = None  # second_judge: the report/agreement stage, a result
 
     def row(self, label: str) -> Row:
         found = next((r for r in self.rows if r.label == label), None)

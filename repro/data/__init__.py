@@ -88,6 +88,8 @@ def open_dataset(path: Path | str, cache_dir: Path | None = None) -> Dataset:
         marker = json.loads(marker_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{marker_path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise InputError(f"{marker_path}: not valid JSON (nested too deeply)") from None
     if not isinstance(marker, dict) or not isinstance(marker.get("dataset"), str):
         raise InputError(f"{marker_path}: field 'dataset': expected a loader name string")
     name = marker["dataset"]

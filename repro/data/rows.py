@@ -92,17 +92,27 @@ def _load_json(path: Path) -> Any:
         raise InputError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise InputError(f"{path}: invalid JSON (nested too deeply)") from None
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, Row]]:
-    with require_file(path).open(encoding="utf-8") as handle:
-        for n, line in enumerate(handle, 1):
+    # bytes in, one row decoded at a time: a row that is not UTF-8 is named (text mode would
+    # fail somewhere inside a buffered read, with no row and a traceback)
+    with require_file(path).open("rb") as handle:
+        for n, raw in enumerate(handle, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{path}: row {n}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InputError(f"{path}: row {n}: invalid JSON ({exc.msg})") from None
+            except RecursionError:
+                raise InputError(f"{path}: row {n}: invalid JSON (nested too deeply)") from None
             if not isinstance(row, dict):
                 raise InputError(f"{path}: row {n}: expected an object, got {_describe(row)}")
             yield n, row

@@ -150,7 +150,8 @@ def wait(exp, executor, jobs: dict[str, str], echo: Callable[[str], None], poll:
     return failed
 
 
-def run_experiment(runner, exp, echo: Callable[[str], None], poll: float | None = None) -> Path:
+def run_experiment(runner, exp, overrides: tuple[str, ...], echo: Callable[[str], None],
+                   poll: float | None = None) -> Path:
     """Submit, wait, then write the manifest from the store (every stage served)."""
     from repro.pipeline.status import experiment_status
 
@@ -168,7 +169,7 @@ def run_experiment(runner, exp, echo: Callable[[str], None], poll: float | None 
         left = [st for st in experiment_status(exp, runs, executor) if st.state != "done"]
         if left:
             _raise_failed(exp, executor, runs, jobs, failed, left)
-    return runner.run(exp)
+    return runner.run(exp, overrides)
 
 
 def _raise_failed(exp, executor, runs: Path, jobs: dict[str, str], failed: list[str], left: list) -> None:

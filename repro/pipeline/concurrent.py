@@ -29,6 +29,8 @@ from repro.errors import InputError
 from repro.executors.request import now
 from repro.executors.resources import GpuPool, stage_resources
 from repro.pipeline import cache
+from repro.pipeline.diskfull import writing
+from repro.pipeline.store import RESERVED
 from repro.pipeline.schedule import pick, priority_order
 from repro.provenance.record import output_digest
 
@@ -74,11 +76,12 @@ def _hours(exp) -> dict[str, float]:
 
 class Scheduler:
     def __init__(self, runner, exp, jobs: int, gpus: list[int] | None, on_failure: str = "finish",
-                 affinity: bool = True):
+                 affinity: bool = True, overrides: tuple[str, ...] = ()):
         if on_failure not in ON_FAILURE:
             raise InputError(f"--on-failure {on_failure!r}: one of {', '.join(ON_FAILURE)}")
         self.runner, self.exp, self.jobs, self.on_failure = runner, exp, max(1, jobs), on_failure
         self.affinity = affinity  # send a stage to the worker that last served its model (item 2)
+        self.overrides = tuple(overrides)  # the --set items, recorded in the manifest
         self.echo = runner.echo
         self.res = {n: stage_resources(s.kind, s.params, exp.profile, on_gpus=gpus is not None)
                     for n, s in exp.stages.items()}
@@ -147,6 +150,12 @@ class Scheduler:
         return served
 
     def run(self) -> Path:
+        if self.exp.name in RESERVED:
+            raise InputError(f"experiment name {self.exp.name!r} is reserved for the runs directory")
+        with writing("the runs directory", self.runner.store.root):
+            return self._run()
+
+    def _run(self) -> Path:
         runner, exp = self.runner, self.exp
         removed = runner.store.clean_stale_builds()
         if removed:
@@ -184,8 +193,7 @@ class Scheduler:
             raise
         if failure is not None:
             raise failure
-        runner.store.digests.save()
-        return runner._write_manifest(exp, entries, started, invocation)
+        return runner._write_manifest(exp, entries, started, invocation, self.overrides)
 
     def _next(self) -> tuple:
         while True:
@@ -220,7 +228,8 @@ class Scheduler:
         ndone += 1
         digests[name] = output_digest(statement)
         entries[name] = self.runner._entry(spec, outcome.key, statement)
-        self.runner.store.link_stage(self.exp.name, name, outcome.key)
+        with writing(f"the link to stage {name!r}", self.runner.store.root / self.exp.name):
+            self.runner.store.link_stage(self.exp.name, name, outcome.key)
         for deps in waiting.values():
             deps.discard(name)
         tail = f" ({outcome.note})" if outcome.note else ""
@@ -239,5 +248,6 @@ class Scheduler:
             self.echo(f"stopping: no new stages start; {len(names)} running finish first: {', '.join(names)}")
 
 
-def run_concurrent(runner, exp, jobs: int, gpus: list[int] | None, on_failure: str = "finish") -> Path:
-    return Scheduler(runner, exp, jobs, gpus, on_failure).run()
+def run_concurrent(runner, exp, overrides: tuple[str, ...], jobs: int, gpus: list[int] | None,
+                   on_failure: str = "finish") -> Path:
+    return Scheduler(runner, exp, jobs, gpus, on_failure, overrides=overrides).run()

@@ -35,7 +35,7 @@ def _run(tmp_path, name, jobs, gpus, on_failure="finish"):
     log = []
     runner = Runner(runs, echo=log.append, executor=WorkerExecutor(runs))
     try:
-        return runs, log, run_concurrent(runner, load_experiment(name, "tiny", (), root=tmp_path / "exp"),
+        return runs, log, run_concurrent(runner, load_experiment(name, "tiny", (), root=tmp_path / "exp"), (),
                                          jobs, gpus, on_failure)
     finally:
         runner.close()
@@ -89,7 +89,7 @@ def test_failure_stops_new_stages_and_finishes_or_cancels_the_running(tmp_path, 
     log = []
     runner = Runner(runs, echo=log.append, executor=WorkerExecutor(runs))
     with pytest.raises(InputError, match="stage bad: failed on purpose"):
-        run_concurrent(runner, load_experiment("f", "tiny", (), root=tmp_path / "exp"), 2, None, policy)
+        run_concurrent(runner, load_experiment("f", "tiny", (), root=tmp_path / "exp"), (), 2, None, policy)
     runner.close()
     assert "FAILED bad: stage bad: failed on purpose" in log
     verb = "1 running finish first: slow" if policy == "finish" else "cancelling 1 running: slow"

@@ -116,7 +116,7 @@ def test_graph_runs_on_a_stand_in_cluster_and_a_failure_cancels_dependents(tmp_p
     runs = tmp_path / "runs"
     log = []
     runner = Runner(runs, echo=log.append, executor=SlurmExecutor(conf, "tiny"))
-    manifest = run_experiment(runner, load_experiment("g", "tiny", (), root=root), log.append, poll=0.1)
+    manifest = run_experiment(runner, load_experiment("g", "tiny", (), root=root), (), log.append, poll=0.1)
     data = json.loads(manifest.read_text())
     submitted = (state / "submitted").read_text().splitlines()
     assert len(submitted) == 3 and "--dependency=afterok:502 --kill-on-invalid-dep=yes" in submitted[2]
@@ -129,7 +129,7 @@ def test_graph_runs_on_a_stand_in_cluster_and_a_failure_cancels_dependents(tmp_p
     # a failing job: its queued dependent cancelled, the failed stage named, nothing of theirs published
     log.clear()
     with pytest.raises(StageFailed, match=r"stage 'world_b' failed \(SLURM job 504\); 1 stage\(s\) downstream not run(.|\n)*enormous"):
-        run_experiment(runner, load_experiment("gbad", "tiny", (), root=root), log.append, poll=0.1)
+        run_experiment(runner, load_experiment("gbad", "tiny", (), root=root), (), log.append, poll=0.1)
     assert (state / "submitted").read_text().splitlines()[-1] == "scancel 505"
     assert "job 504        world_b                  FAILED" in log and (state / "505").read_text().strip() == "CANCELLED"
     assert len([p for p in (runs / "store").iterdir() if p.name != ".tmp"]) == 3  # world_a served, not rerun
