@@ -15,8 +15,12 @@ EXTRAS ?= train,eval,report,docker,deepspeed,sign,dev
 # pinned image for the paper profile. EXECUTOR=local|docker|slurm, EXECUTOR_CONFIG=<yaml>.
 EXECUTOR ?= $(if $(filter paper,$(PROFILE)),docker,local)
 EXECUTOR_CONFIG ?=
+# Concurrent stages (local executor, docs/executors.md): JOBS=2, GPUS=0,1,2,3
+JOBS ?=
+GPUS ?=
 RUN_FLAGS = --profile $(PROFILE) --runs-dir $(RUNS) --executor $(EXECUTOR) \
 	$(if $(EXECUTOR_CONFIG),--executor-config $(EXECUTOR_CONFIG))
+RUN_ONLY_FLAGS = $(if $(JOBS),--jobs $(JOBS)) $(if $(GPUS),--gpus $(GPUS))
 
 # The paper's experiments (docs/experiments.md); `all` runs them as one experiment, shared stages once.
 EXPERIMENTS := table1 figure2 data_filtering table2 layers objectives merging released
@@ -74,7 +78,7 @@ smoke: setup
 # One experiment: run (unchanged stages come from the store), verify, then report.md and
 # report.html (which show the verdict; written even when verification fails, and make fails).
 reproduce-%: setup
-	$(REPRO) run $* $(RUN_FLAGS)
+	$(REPRO) run $* $(RUN_FLAGS) $(RUN_ONLY_FLAGS)
 	status=0; $(REPRO) verify $(RUNS)/$* || status=$$?; \
 	$(REPRO) report $* --runs-dir $(RUNS) && exit $$status
 
@@ -85,7 +89,7 @@ reproduce-%: setup
 # already built (its models are random: it checks the report's path, not the verdicts).
 FINDINGS_FLAGS = $(if $(filter rehearsal,$(PROFILE)),--seeds 0)
 reproduce-all: setup
-	$(REPRO) run all $(EXPERIMENTS) $(RUN_FLAGS)
+	$(REPRO) run all $(EXPERIMENTS) $(RUN_FLAGS) $(RUN_ONLY_FLAGS)
 ifneq ($(filter tiny rehearsal,$(PROFILE)),)
 	$(REPRO) findings $(RUN_FLAGS) $(FINDINGS_FLAGS)
 endif
