@@ -105,14 +105,21 @@ _MANIFEST_FIELDS = {"experiment": str, "profile": str, "declaration": dict, "dec
                     "system_sha256": str, "lock": dict}
 
 
+def _field_problem(obj: dict, fields: dict, where: str) -> str | None:
+    for field, kind in fields.items():
+        if not isinstance(obj.get(field), kind):
+            return f"{where}key {field!r}: missing or not a {kind.__name__}"
+    return None
+
+
 def manifest_problem(manifest) -> str | None:
     """What makes ``manifest`` unreadable for the checks below (None if nothing): every field
     with its type, and each stage's files exactly at ``store/<key>/`` (never elsewhere)."""
     if not isinstance(manifest, dict):
         return f"a JSON {type(manifest).__name__}, not an object"
-    for field, kind in _MANIFEST_FIELDS.items():
-        if not isinstance(manifest.get(field), kind):
-            return f"key {field!r}: missing or not a {kind.__name__}"
+    problem = _field_problem(manifest, _MANIFEST_FIELDS, "")
+    if problem:
+        return problem
     declared = manifest["declared"]
     if not isinstance(declared.get("source"), str) or not isinstance(declared.get("overrides"), list) \
             or not isinstance(declared.get("sha256"), str):
@@ -120,9 +127,9 @@ def manifest_problem(manifest) -> str | None:
     for name, entry in manifest["stages"].items():
         if not isinstance(entry, dict):
             return f"stage {name!r}: not an object"
-        for field, kind in _ENTRY_FIELDS.items():
-            if not isinstance(entry.get(field), kind):
-                return f"stage {name!r}: key {field!r}: missing or not a {kind.__name__}"
+        problem = _field_problem(entry, _ENTRY_FIELDS, f"stage {name!r}: ")
+        if problem:
+            return problem
         key = entry["key"]
         if entry["statement"] != f"store/{key}/statement.json" or entry["output"] != f"store/{key}/out":
             return f"stage {name!r}: statement and output must be store/<key>/statement.json and store/<key>/out"
