@@ -17,6 +17,7 @@ from typing import Any
 
 from repro.errors import InputError
 from repro.models.card import read_model_card, write_model_card
+from repro.models.saving import save_processing
 
 IMAGE_TOKEN = "<image>"
 PAD_TOKEN = "<pad>"
@@ -242,7 +243,7 @@ def save_llava(model, processor, card: dict, out_dir: Path) -> list[str]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
-    processor.save_pretrained(out_dir)
+    save_processing(processor, out_dir)
     keys = _rename_vision_keys(out_dir)
     # every tensor must have been written (a silent partial save is the failure to guard against)
     n_expected = len({(t.data_ptr(), t.shape) for t in model.state_dict().values()})  # tied once
@@ -306,7 +307,7 @@ def clip_stage(ctx) -> None:
         raise InputError(f"stage {ctx.name!r}: vision_config: expected a mapping, got {cfg!r}")
     tower, processor = _vision_from_config(dict(cfg), ctx.seed, torch.float32)
     tower.save_pretrained(ctx.out, safe_serialization=True)
-    processor.save_pretrained(ctx.out)
+    save_processing(processor, ctx.out)
     side, patch = tower.config.image_size, tower.config.patch_size
     ctx.protocol("image_preprocessing", f"CLIPImageProcessor: shortest edge {side} (bicubic), centre crop {side}")
     ctx.write_metrics({"model_class": tower.__class__.__name__, "image_size": side, "patch_size": patch,

@@ -32,6 +32,7 @@ from typing import Any, Callable
 
 from repro.errors import InputError
 from repro.models.card import write_model_card
+from repro.models.saving import save_processing
 from repro.train.collate import ConversationCollator, TokenizedDataset
 from repro.train.resume import latest_checkpoint, record_complete
 from repro.train.tokenize import TokenizedSample
@@ -78,7 +79,7 @@ def save_model_dir(dst: Path, job: TrainJob, model_files_from: Path | None = Non
         if job.fix_model_files is not None:
             job.fix_model_files(dst)
         scrub_config(dst)
-    job.processing_class.save_pretrained(dst)
+    save_processing(job.processing_class, dst)
     write_model_card(dst, **job.card)
 
 
