@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterator
 
+from repro.data.rows import dataset_root
 from repro.errors import InputError
 from repro.registry import Registry
 
@@ -57,7 +58,8 @@ class Dataset:
 
     def records(self, split: str | None = None) -> list:
         loader = DATASETS.get(self.name)
-        return loader(self.root, split, cache_dir=self.cache_dir)
+        with dataset_root(self.root):
+            return loader(self.root, split, cache_dir=self.cache_dir)
 
     def texts(self, split: str | None = None) -> Iterator[str]:
         """Every text field of every record (tokenizer training); ``<image>`` is left in place."""

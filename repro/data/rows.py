@@ -7,6 +7,8 @@ a JSONL file, the first data line after a CSV/TSV header, the first row of a par
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import csv
 import json
 import sys
@@ -16,6 +18,26 @@ from typing import Any, Iterator
 from repro.errors import InputError
 
 Row = dict[str, Any]
+# The root of the dataset being loaded (Dataset.records sets it): every annotation file a reader
+# opens must resolve inside it, as every image path must (repro/data/paths.py).
+_ROOT: contextvars.ContextVar[Path | None] = contextvars.ContextVar("dataset_root", default=None)
+
+
+@contextlib.contextmanager
+def dataset_root(root: Path):
+    """Readers inside this block refuse files that resolve (through a symlink) outside ``root``."""
+    token = _ROOT.set(Path(root).resolve())
+    try:
+        yield
+    finally:
+        _ROOT.reset(token)
+
+
+def _inside_root(path: Path) -> Path:
+    root = _ROOT.get()
+    if root is not None and not Path(path).resolve().is_relative_to(root):
+        raise InputError(f"{path}: resolves outside the dataset root {root} (symlink?); refused")
+    return path
 
 
 def row_error(file: Path, n: int, field: str, problem: str) -> InputError:
@@ -64,7 +86,7 @@ def as_int(row: Row, key: str, file: Path, n: int) -> int:
 def require_file(path: Path) -> Path:
     if not path.is_file():
         raise InputError(f"{path}: file not found")
-    return path
+    return _inside_root(path)
 
 
 def read_json_list(path: Path) -> Iterator[tuple[int, Row]]:
@@ -158,4 +180,4 @@ def glob_files(root: Path, pattern: str, what: str) -> list[Path]:
     files = sorted(root.glob(pattern))
     if not files:
         raise InputError(f"{root}: no {what} files matching {pattern!r}")
-    return files
+    return [_inside_root(f) for f in files]
