@@ -113,9 +113,9 @@ bench: setup
 # One CUDA GPU (H100-class) and a CUDA build of torch in $(VENV); vLLM optional. docs/benchmarks.md
 bench-gpu: setup
 	mkdir -p bench
-	$(BIN)/python -m repro.bench_train_gpu --json bench/train_gpu.json
-	$(BIN)/python -m repro.bench_eval_gpu --out bench/eval_gpu.json
-	$(BIN)/python -m repro.bench_eval_gpu --summary bench/train_gpu.json bench/eval_gpu.json
+	$(BIN)/python -m repro.bench.train_gpu --json bench/train_gpu.json
+	$(BIN)/python -m repro.bench.eval_gpu --out bench/eval_gpu.json
+	$(BIN)/python -m repro.bench.eval_gpu --summary bench/train_gpu.json bench/eval_gpu.json
 
 clean:
 	rm -rf $(RUNS) $(REHEARSAL_RUNS) bench

