@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +154,9 @@ def verdict_configuration(strict: bool, lock_sha256: str | None) -> list[dict]:
 
 def write_json_atomic(path: Path, obj: Any, indent: int | None = 2) -> None:
     """Write JSON so the file appears complete or not at all (temp file, fsync, rename)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # one temp name per process and thread: the concurrent scheduler's threads may write the same
+    # record (the system description) at once, and each rename must find its own file
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     data = json.dumps(obj, indent=indent, sort_keys=True, ensure_ascii=False) + "\n"
     try:
         with open(tmp, "w") as fh:

@@ -110,3 +110,29 @@ def test_stages_with_one_key_build_once(tmp_path, workers_env):
     stages = json.loads(manifest.read_text())["stages"]
     assert stages["x"]["key"] == stages["y"]["key"]
     assert sorted(line.split()[2] for line in log if line.startswith("[")) == ["cached", "ran"]
+
+
+def test_threads_writing_one_record_at_once_each_finish(tmp_path):
+    """The scheduler's threads may write the same record (a system description) together: each
+    atomic write uses its own temp file, so none loses its rename."""
+    import threading
+
+    from repro.provenance.record import read_json, write_json_atomic
+
+    errors = []
+
+    def write(i):
+        try:
+            for _ in range(100):
+                write_json_atomic(tmp_path / "system.json", {"same": True})
+        except OSError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert read_json(tmp_path / "system.json") == {"same": True}
+    assert [p.name for p in tmp_path.iterdir()] == ["system.json"]
