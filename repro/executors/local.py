@@ -44,6 +44,25 @@ def _probe() -> dict[str, Any]:
             "git": cache.git_revision(), "lock_sha256": sha256_file(lock) if lock.exists() else None}
 
 
+# Stages of the CPU profiles use one torch intra-op thread: their matrices are so small that
+# torch's default (a thread per core) spends its time handing work between threads, 5x slower
+# for the smoke run and 10x for a judge's generation on a loaded 2-core machine (measured,
+# docs/executors.md); the other cores go to other stages (`--jobs N`). GPU profiles keep torch's default.
+CPU_PROFILE_THREADS = 1
+
+
+def stage_threads(profile: str) -> int | None:
+    """Set (CPU profiles) and return the torch intra-op threads a stage of ``profile`` runs with."""
+    from repro.config.schema import CPU_PROFILES
+
+    if profile not in CPU_PROFILES:
+        return None
+    import torch
+
+    torch.set_num_threads(CPU_PROFILE_THREADS)
+    return CPU_PROFILE_THREADS
+
+
 def run_request(request: dict, runs: Path, shared: dict | None = None) -> StageResult:
     """Rebuild the stage's context from ``request`` (paths relative to ``runs``) and run it."""
     from repro.pipeline.context import StageContext
@@ -58,6 +77,7 @@ def run_request(request: dict, runs: Path, shared: dict | None = None) -> StageR
         out=runs / request["out"], seed=request["seed"], profile=request["profile"],
         lock=pins.load_lock(), scratch=runs / request["scratch"] if request.get("scratch") else None,
         shared=shared if shared is not None else {})
+    threads = stage_threads(request["profile"])
     ctx.seed_everything()
     started = now()
     fn(ctx)
@@ -65,7 +85,7 @@ def run_request(request: dict, runs: Path, shared: dict | None = None) -> StageR
     system, observed = machine()
     return StageResult(dependencies=ctx.dependencies, protocol=ctx.protocol_choices,
                        started=started, finished=finished, system=system,
-                       execution={"executor": "local", **observed})
+                       execution={"executor": "local", **observed, "torch_threads": threads})
 
 
 class LocalExecutor(Executor):

@@ -73,4 +73,4 @@ def take_result(build: Path, cleanup: tuple[str, ...] = ()) -> dict:
 def observed_fields(observed: dict) -> dict:
     """The part of an execution record that only the process running the stage can know."""
     return {"gpus": observed["gpus"], "cuda_visible_devices": observed.get("cuda_visible_devices"),
-            "image_env": observed.get("image_env")}
+            "image_env": observed.get("image_env"), "torch_threads": observed.get("torch_threads")}

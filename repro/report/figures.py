@@ -56,8 +56,9 @@ def lines_figure(table: dict, path: Path, *, title: str, x_label: str, y_label: 
         raise InputError(f"report/table: plot lines: row(s) {bad} carry no number for the x axis")
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for col in table["columns"]:
-        ys = [row["cells"][col]["value"] for row in table["rows"]]
+    for col in table["columns"]:  # a cell without a number (n/a) is a gap in its line
+        ys = [math.nan if row["cells"][col]["value"] is None else row["cells"][col]["value"]
+              for row in table["rows"]]
         ax.plot(xs, ys, linestyle=":" if col in dotted else "-", marker="o", markersize=3, label=col)
     ax.set(title=title, xlabel=x_label, ylabel=y_label)
     ax.grid(alpha=0.3)
@@ -74,6 +75,8 @@ def tradeoff_points(table: dict, safety: list[str], helpfulness: str) -> list[di
     for row in table["rows"]:
         asr = [row["cells"][c]["value"] for c in safety]
         help_ = row["cells"][helpfulness]["value"]
+        if None in (*asr, help_):  # a cell without a number (n/a, in the table's note): no point
+            continue
         if not all(math.isfinite(v) for v in [*asr, help_]):
             raise InputError(f"report/table: row {row['label']}: a plotted value is not finite")
         points.append({"label": row["label"], "asr": sum(asr) / len(asr), "helpfulness": help_})

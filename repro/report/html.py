@@ -26,7 +26,7 @@ from typing import Any
 from repro.report import report as md
 from repro.report.agreement import confusion_text, fmt_kappa, fmt_rate
 from repro.report.browser import prune, write_atomic, write_browser_data
-from repro.report.tables import fmt, units_note
+from repro.report.tables import fmt, undefined_cells, units_note
 from repro.stages import KINDS
 
 HTML = "report.html"
@@ -91,6 +91,8 @@ def table_html(table: dict) -> str:
     rows = [[row["label"], *(fmt(row["cells"].get(c)) for c in table["columns"])] for row in table["rows"]]
     judges = sorted({c["judge"] for r in table["rows"] for c in r["cells"].values() if c.get("judge")})
     notes = [units_note(table), "* marks a partial evaluation (--limit): not a reproduction."]
+    if undefined_cells(table):
+        notes.append("n/a: no number (" + "; ".join(undefined_cells(table)) + ").")
     if judges:
         notes.append("Judges: " + ", ".join(judges) + ".")
     return (_table(["model", *table["columns"]], rows, "results") +

@@ -44,11 +44,16 @@ def read_cell(path: Path, metric: str, units: str) -> dict:
     except FileNotFoundError:
         raise InputError(f"{path / 'metrics.json'}: missing (the input is not an evaluation)") from None
     metrics = data.get("metrics") or {}
-    if metric not in metrics:
-        raise InputError(f"{path / 'metrics.json'}: metric {metric!r} not found (have: {', '.join(sorted(metrics))})")
-    return {"value": metrics[metric], "metric": metric, "units": units, "benchmark": data.get("benchmark"),
-            "n": data.get("n"), "n_total": data.get("n_total"), "partial": bool(data.get("partial")),
-            "judge": _judge(path)}
+    cell = {"metric": metric, "units": units, "benchmark": data.get("benchmark"), "n": data.get("n"),
+            "n_total": data.get("n_total"), "partial": bool(data.get("partial")), "judge": _judge(path)}
+    if metric in metrics:
+        return {"value": metrics[metric], **cell}
+    if data.get("parse_failures"):
+        # a judged rate is left out when none of its items' judgements parsed (unparsed=exclude):
+        # the cell exists but has no number; shown as n/a, never as 0 (docs/reporting.md)
+        return {"value": None, "undefined": f"{data['parse_failures']} of {data.get('n')} judgements "
+                                            "unparsed, none left to rate", **cell}
+    raise InputError(f"{path / 'metrics.json'}: metric {metric!r} not found (have: {', '.join(sorted(metrics))})")
 
 
 def _judge(path: Path) -> str | None:
@@ -111,6 +116,8 @@ def fmt(cell: dict | None) -> str:
     if cell is None:
         return "–"
     v = cell["value"]
+    if v is None:
+        return "n/a"
     text = f"{100 * v:.1f}" if cell["units"] == "rate" else f"{v:.2f}"
     return text + ("*" if cell["partial"] else "")
 
@@ -133,10 +140,19 @@ def to_markdown(table: dict) -> str:
                             f"(paper {src['table']}, {src['row']}, {src['column']})")
     lines += ["", units_note(table) + " Paper reference: " + ("; ".join(refs) if refs else "no reference") + ".",
               "`*` marks a partial evaluation (--limit): not a reproduction."]
+    undefined = undefined_cells(table)
+    if undefined:
+        lines.append("n/a: no number (" + "; ".join(undefined) + ").")
     judges = sorted({cell["judge"] for r in table["rows"] for cell in r["cells"].values() if cell.get("judge")})
     if judges:
         lines.append("Judges: " + ", ".join(judges) + ".")
     return "\n".join(lines) + "\n"
+
+
+def undefined_cells(table: dict) -> list[str]:
+    """'<row> / <column>: <why>' for each cell without a number."""
+    return [f"{row['label']} / {col}: {cell['undefined']}" for row in table["rows"]
+            for col, cell in row["cells"].items() if cell["value"] is None]
 
 
 def to_csv(table: dict) -> str:
@@ -150,7 +166,7 @@ def to_csv(table: dict) -> str:
             if cell:
                 ref = cell["reference"]["value"] if cell["reference"] else "no reference"
                 writer.writerow([row["label"], col, cell["benchmark"], cell["metric"], cell["units"],
-                                 f"{cell['value']:.6f}", cell["n"], cell["n_total"], cell["partial"],
+                                 "n/a" if cell["value"] is None else f"{cell['value']:.6f}", cell["n"], cell["n_total"], cell["partial"],
                                  cell["judge"] or "", ref])
     return buf.getvalue()
 

@@ -51,6 +51,9 @@ def main() -> None:
     args = ap.parse_args()
     from chat_server import ChatServer
 
+    from repro.executors.local import stage_threads
+
+    stage_threads("rehearsal")  # one torch thread, as the rehearsal's stages (executors/local.py)
     model = build_judge(args.workdir)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

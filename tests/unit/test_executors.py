@@ -158,6 +158,7 @@ def test_docker_executor_runs_stages_in_the_image_and_records_it(experiments, tm
     assert "maintainer" not in record["image"]["labels"]
     assert record["container"]["exit_code"] == 0 and record["host"] == "gpu-box-1"
     assert record["env_passed"] == ["HF_TOKEN"]
+    assert record["torch_threads"] == 1  # a CPU profile's stage: one intra-op thread (executors/local.py)
     builder = statement["predicate"]["runDetails"]["builder"]
     assert builder["builderDependencies"][0]["digest"] == {"sha256": "ab" * 32}
     # ... and never written anywhere: records, logs, the build's request files
@@ -171,6 +172,20 @@ def test_docker_executor_runs_stages_in_the_image_and_records_it(experiments, tm
     _, log = run_chain(experiments, runs, docker_executor(client))
     assert [c["command"] for c in client.calls] == [["stage-probe"]]
     assert all(" cached " in line for line in log if line.startswith("["))
+
+
+def test_cpu_profile_stages_get_one_torch_thread_gpu_profiles_keep_the_default():
+    import torch
+
+    from repro.executors.local import stage_threads
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert stage_threads("paper") is None and torch.get_num_threads() == 2
+        assert stage_threads("tiny") == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_stage_key_follows_the_code_inside_the_image(experiments, tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from click.testing import CliRunner
@@ -94,6 +95,38 @@ def test_tradeoff_points_average_the_safety_columns(tmp_path):
     assert [p["label"] for p in points] == ["0.0", "0.5", "1.0"]
     assert points[1]["asr"] == pytest.approx(0.3) and points[1]["helpfulness"] == 0.65
     assert (out / "figure.png").is_file()
+
+
+def test_a_rate_with_no_parsed_judgement_is_na_never_zero(tmp_path):
+    """All of an evaluation's judgements unparsed (unparsed=exclude): no number, shown as n/a in
+    every rendering, no tradeoff point, and a reference check on it fails; a metric missing with no
+    parse failures is still a binding error."""
+    from repro.report.references import check_references
+
+    inputs = {"s@0.0": _eval_dir(tmp_path, "a0", {"asr": 0.5, "benign_refusal_rate": 0.1}),
+              "s@1.0": _eval_dir(tmp_path, "a1", {"benign_refusal_rate": 0.2}),
+              "h@0.0": _eval_dir(tmp_path, "h0", {"circular_acc": 0.6}, benchmark="mmbench"),
+              "h@1.0": _eval_dir(tmp_path, "h1", {"circular_acc": 0.4}, benchmark="mmbench")}
+    data = json.loads((inputs["s@1.0"] / "metrics.json").read_text())
+    (inputs["s@1.0"] / "metrics.json").write_text(json.dumps({**data, "parse_failures": 10}))
+    rows = [{"label": "merge", "cells": {"ASR": "s", "MMBench": "h"}}]
+    cols = [COLUMNS[0], COLUMNS[2]]
+    out = _run(tmp_path, inputs, rows=rows, columns=cols,
+               plot={"kind": "tradeoff", "safety": ["ASR"], "helpfulness": "MMBench"})
+    md = (out / "table.md").read_text()
+    assert "| 1.0 | n/a | 40.0 |" in md and "n/a: no number (1.0 / ASR: 10 of 10 judgements unparsed" in md
+    assert "1.0,ASR,sorry_bench,asr,rate,n/a," in (out / "table.csv").read_text()
+    assert [p["label"] for p in json.loads((out / "tradeoff.json").read_text())] == ["0.0"]
+    metrics = json.loads((out / "metrics.json").read_text())["metrics"]
+    assert metrics["1.0/ASR"] is None and metrics["0.0/ASR"] == 0.5
+    manifest = {"experiment": "x", "results": {"t": {"metrics": {"1.0/ASR": None}}}}
+    with mock.patch("repro.report.references.load_references",
+                    return_value=[{"experiment": "x", "stage": "t", "metric": "1.0/ASR", "value": 0.3,
+                                   "tolerance": 0.05}]):
+        assert [c[0] for c in check_references(manifest)] == ["fail"]
+    (inputs["s@1.0"] / "metrics.json").write_text(json.dumps(data))  # no parse failures: a wrong binding
+    with pytest.raises(InputError, match="metric 'asr' not found"):
+        _run(tmp_path, inputs, rows=rows, columns=cols, name="again")
 
 
 def test_table_errors_are_one_line(tmp_path):
