@@ -118,7 +118,7 @@ bench-gpu: setup
 	$(BIN)/python -m repro.bench.eval_gpu --summary bench/train_gpu.json bench/eval_gpu.json
 
 clean:
-	rm -rf $(RUNS) $(REHEARSAL_RUNS) bench
+	rm -rf $(RUNS) $(RUNS)-docker $(REHEARSAL_RUNS) $(REHEARSAL_RUNS)-docker bench
 
 # Build the CPU image (pins from manifest.lock) and run the tiny reproduction with every stage in
 # it (docker executor; each stage record names the image ID). Needs a Docker daemon and the

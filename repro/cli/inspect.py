@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from repro.cli.options import executor_options, profile_option, runs_dir_option, set_option
+from repro.config.schema import CPU_PROFILES
 
 
 @click.command("list")
@@ -107,8 +108,8 @@ def _wall_lines(exp, estimates: dict, states: dict[str, str], gpus: int, nodes: 
     from repro.executors.resources import stage_resources
     from repro.report.wallclock import simulate, stage_hours
 
-    if exp.profile == "tiny":
-        return ["wall-clock: no estimate (tiny profile: CPU only, no cost model)"]
+    if exp.profile in CPU_PROFILES:
+        return [f"wall-clock: no estimate ({exp.profile} profile: CPU only, no cost model)"]
     res = {n: stage_resources(s.kind, s.params, exp.profile) for n, s in exp.stages.items()}
     hours = {n: 0.0 if states.get(n) == "done" else stage_hours(estimates[n].gpu_hours, res[n])
              for n in exp.stages}

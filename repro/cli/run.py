@@ -8,6 +8,7 @@ import click
 
 from repro.cli.options import (executor_options, profile_option, runs_dir_option, set_option,
                                signing_key_option)
+from repro.config.schema import CPU_PROFILES
 
 
 @click.command("run")
@@ -116,7 +117,7 @@ def _executor(name, profile, config, runs_dir, jobs, gpu_list):
                          "(slurm: its job graph runs stages in parallel on the cluster); use --executor local")
     from repro.executors.workers import WorkerExecutor
 
-    if gpus is None and profile != "tiny":
+    if gpus is None and profile not in CPU_PROFILES:
         gpus = visible_gpus()
     return WorkerExecutor(runs_dir), (jobs or max(1, len(gpus or [])), gpus)
 

@@ -25,6 +25,7 @@ import time
 import uuid
 from pathlib import Path
 
+from repro.config.schema import CPU_PROFILES
 from repro.errors import InputError
 from repro.executors.request import now
 from repro.executors.resources import GpuPool, stage_resources
@@ -65,7 +66,7 @@ def parse_gpus(value: str | None) -> list[int] | None:
 
 def _hours(exp) -> dict[str, float]:
     """Per stage, the cost model's hours (paper profile): the priority of the longest path."""
-    if exp.profile == "tiny":
+    if exp.profile in CPU_PROFILES:
         return {}
     from repro.report.estimates import estimate
     from repro.report.wallclock import stage_hours

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from repro.config.schema import CPU_PROFILES
 from repro.evaluate.benchmarks import get_benchmark
 from repro.stages import describe
 
@@ -162,8 +163,8 @@ def _filter(exp, spec) -> Estimate:
 def estimate(exp, spec) -> Estimate:
     """GPUs and GPU-hours of one stage of ``exp`` (an ``Experiment``), by its kind's cost model
     (``cost`` in ``repro/stages/``)."""
-    if exp.profile == "tiny":
-        return Estimate(0, None, "tiny profile: CPU only")
+    if exp.profile in CPU_PROFILES:
+        return Estimate(0, None, f"{exp.profile} profile: CPU only")
     cost = describe(spec.kind).cost
     if cost == "train":
         return _train(exp, spec)

@@ -2,7 +2,8 @@
 # `make rehearsal` (docs/rehearsal.md): the paper profile's declarations at reduced sizes on a CPU.
 # Starts the local chat-judge endpoint (judge_server.py) the rehearsal profile points MM-SafetyBench,
 # SIUO and XSTest's judges at, runs `make reproduce-all PROFILE=rehearsal` (every paper experiment,
-# their reports, the findings on one seed, `repro verify` of all of them), and stops the server.
+# their reports, the findings on one seed, `repro verify` of all of them), `layers` in the offline
+# CPU image where a Docker daemon answers, and stops the server.
 # Env: RUNS (default runs-rehearsal). The server listens on 127.0.0.1:18418, the port
 # experiments/_base/rehearsal.yaml names (judges:).
 set -euo pipefail
@@ -24,3 +25,11 @@ for _ in $(seq 1 300); do
 done
 grep -q '^ready ' "$log" || { echo "rehearsal: the judge server is not ready after 300 s ($log)" >&2; exit 1; }
 make reproduce-all PROFILE=rehearsal RUNS="$RUNS" EXECUTOR=local
+# where a Docker daemon answers and the offline CPU image is built (make docker-image-offline), one
+# experiment again in the image, from its own empty store (`layers`: no chat judge to reach)
+if docker info > /dev/null 2>&1 && docker image inspect repro-smoke:dev > /dev/null 2>&1; then
+    .venv/bin/repro run layers --profile rehearsal --executor docker --runs-dir "$RUNS-docker"
+    .venv/bin/repro verify "$RUNS-docker/layers"
+else
+    echo "rehearsal: no Docker daemon or no repro-smoke:dev image: the docker-executor run of layers is skipped"
+fi

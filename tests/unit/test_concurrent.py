@@ -136,3 +136,14 @@ def test_threads_writing_one_record_at_once_each_finish(tmp_path):
     assert errors == []
     assert read_json(tmp_path / "system.json") == {"same": True}
     assert [p.name for p in tmp_path.iterdir()] == ["system.json"]
+
+
+@pytest.mark.parametrize("profile,gpus", [("tiny", None), ("rehearsal", None), ("paper", [0, 1, 2, 3])])
+def test_jobs_give_the_cpu_profiles_no_gpus(tmp_path, monkeypatch, profile, gpus):
+    """`--jobs 2` without `--gpus`: the paper profile shares out the visible GPUs, the CPU profiles
+    (tiny, and the rehearsal, which runs the paper's declarations on a CPU) none."""
+    from repro.cli.run import _executor
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    executor, concurrent = _executor("local", profile, None, tmp_path / "runs", 2, None)
+    assert isinstance(executor, WorkerExecutor) and concurrent == (2, gpus)
