@@ -18,7 +18,12 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from repro.config.load import list_experiments, load_experiment
 from repro.config.schema import CPU_PROFILES
+from repro.errors import InputError, ReproError
+from repro.executors import make_executor, settings
+from repro.fetch import hub
+from repro.provenance import pins
 from repro.stages import describe
 
 # Download size of each lock entry (the fetched files). A .bin-only model is converted once, so
@@ -70,9 +75,6 @@ class Needs:
 
 
 def gather(experiments: list[str] | None, profile: str) -> Needs:
-    from repro.config.load import list_experiments, load_experiment
-    from repro.errors import ReproError
-
     needs = Needs(profile)
     for name in experiments or list_experiments():
         try:
@@ -173,8 +175,6 @@ def _token_source() -> str | None:
 
 def _gated(needs: Needs, lock: dict) -> list[tuple[str, str, dict]]:
     """Hub entries the experiments fetch that are (or may be) gated and have no local mirror."""
-    from repro.fetch import hub
-
     out = []
     for kind, key in sorted(needs.fetches):
         entry = (lock.get(kind) or {}).get(key)
@@ -206,9 +206,6 @@ def online(host: str = "huggingface.co") -> bool:
 
 
 def check_access(needs: Needs, lock: dict, is_online: bool) -> list[Check]:
-    from repro.errors import InputError
-    from repro.fetch import hub
-
     gated = _gated(needs, lock)
     if not gated:
         return [Check("OK", "access", "no gated repository to check")]
@@ -228,8 +225,6 @@ def check_access(needs: Needs, lock: dict, is_online: bool) -> list[Check]:
 
 
 def check_lock(needs: Needs, lock: dict) -> list[Check]:
-    from repro.fetch import hub
-
     checks = []
     for (kind, key), params in sorted(needs.fetches.items()):
         entry = (lock.get(kind) or {}).get(key)
@@ -283,9 +278,6 @@ def check_packages(needs: Needs, in_images: bool = False) -> list[Check]:
 def check_executor(name: str, profile: str, config: Path | None = None, executor=None) -> list[Check]:
     """Can the executor run stages: daemon, images (present, built from the lock's base) and the
     NVIDIA runtime for docker; sbatch and the container runtime for slurm. Pulls nothing."""
-    from repro.errors import ReproError
-    from repro.executors import make_executor
-
     if name == "local":
         return [Check("OK", "executor", "local: stages run in this process")]
     try:
@@ -341,9 +333,6 @@ def summary(needs: Needs) -> str:
 def run_checks(experiments: list[str] | None, profile: str, runs_dir: Path,
                is_online: bool | None = None, executor: str = "local",
                executor_config: Path | None = None) -> tuple[list[Check], str]:
-    from repro.errors import ReproError
-    from repro.provenance import pins
-
     needs = gather(experiments, profile)
     checks = [Check("FAIL", "experiment", e) for e in needs.errors]
     try:
@@ -365,6 +354,4 @@ def run_checks(experiments: list[str] | None, profile: str, runs_dir: Path,
 
 
 def _slurm_runtime(profile: str, config: Path | None) -> str:
-    from repro.executors import settings
-
     return settings("slurm", profile, config).get("runtime", "apptainer")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from repro.data.synthetic import generate
-from repro.pipeline.context import StageContext
+from repro.stages.context import StageContext
 
 
 FAKE_TOKEN = "hf_FAKEtokenFAKEtokenFAKEtokenFAKE0000"  # planted by tests/conftest.py

@@ -34,7 +34,7 @@ def package(key: str):
 def build_tokenizer(key: str, out):
     """A tokenizer of manifest.lock ``tokenizers:`` built by the stage itself; returns its context."""
     from repro.models.registry_tokenizer import registry_tokenizer_stage
-    from repro.pipeline.context import StageContext
+    from repro.stages.context import StageContext
 
     package(LOCK["tokenizers"][key]["package"])
     ctx = StageContext(experiment="t", name=f"tok_{key}", kind="models/registry_tokenizer",

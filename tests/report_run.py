@@ -11,7 +11,8 @@ from pathlib import Path
 
 from repro.data import open_dataset
 from repro.data.synthetic import generate
-from repro.evaluate.prompts import sha256_bytes, sha256_file
+from repro.evaluate.prompts import image_sha256
+from repro.io import sha256_bytes
 
 # Injection attempts: if any became markup or script, window.__pwned would be set.
 INJECT = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
@@ -41,7 +42,7 @@ def _samples(records, responses: list[str], flags: list[tuple[bool, bool]], raw:
     out = []
     for rec, response, (unsafe, refusal), judge_raw in zip(records, responses, flags, raw):
         out.append({"id": rec.id, "category": rec.category, "harmful": True, "prompt": f"USER: {rec.prompt}",
-                    "judge_prompt": rec.prompt, "image_sha256": sha256_file(rec.image), "response": response,
+                    "judge_prompt": rec.prompt, "image_sha256": image_sha256(rec.image), "response": response,
                     "response_sha256": sha256_bytes(response.encode()), "verdict": _verdict(unsafe, refusal),
                     "judge_raw": judge_raw, "keyword_refusal": refusal, "keyword_match": ""})
     return out
@@ -49,7 +50,7 @@ def _samples(records, responses: list[str], flags: list[tuple[bool, bool]], raw:
 
 def _agreement(store: Path, inputs: dict) -> None:
     """The report/agreement stage itself, on the first row and its re-judging."""
-    from repro.pipeline.context import StageContext
+    from repro.stages.context import StageContext
     from repro.report.agreement import agreement_stage
 
     out = store / "k-agree" / "out"

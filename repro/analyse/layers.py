@@ -14,12 +14,13 @@ Inputs: ``llm`` (causal LM), ``lvlm`` and/or ``ckpt_*`` (LLaVA; with ``checkpoin
 from __future__ import annotations
 
 import csv
-import random
 import re
 from pathlib import Path
 
+from repro.analyse.plots import line_plot
+from repro.analyse.separation import separation_rows
 from repro.errors import InputError
-from repro.merge.stream import Checkpoint
+from repro.models.stream import Checkpoint
 
 LM_PREFIXES = ("language_model.model.", "model.language_model.", "model.")
 HEAD_PREFIXES = ("language_model.lm_head.", "lm_head.")
@@ -129,23 +130,6 @@ def _ratio(num: float, den: float) -> float:
     return (num ** 0.5) / (den ** 0.5) if den > 0 else 0.0
 
 
-def sample_prompts(data_dir: Path, per_class: int, seed: int, split=None) -> list:
-    """Up to ``per_class`` harmful and as many harmless SafetyPrompts, a seeded balanced sample."""
-    from repro.data import open_dataset
-
-    records = [r for r in open_dataset(data_dir).records(split)
-               if getattr(r, "harmful", None) is not None and isinstance(getattr(r, "prompt", None), str)]
-    harmful = sorted((r for r in records if r.harmful), key=lambda r: r.id)
-    harmless = sorted((r for r in records if not r.harmful), key=lambda r: r.id)
-    if len(harmful) < 2 or len(harmless) < 2:
-        raise InputError(f"{data_dir}: records: need >= 2 harmful and >= 2 harmless prompts with a "
-                         f"'harmful' label, got {len(harmful)} and {len(harmless)}")
-    n = min(per_class, len(harmful), len(harmless))
-    rng = random.Random(seed)
-    chosen = rng.sample(harmful, n) + rng.sample(harmless, n)
-    return sorted(chosen, key=lambda r: (not r.harmful, r.id))
-
-
 def write_csv(path: Path, rows: list[dict]) -> None:
     fields = list(rows[0])
     with open(path, "w", newline="") as f:
@@ -158,9 +142,6 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 
 def layers_stage(ctx) -> None:
     """Stage ``analyse/layers``; see the module docstring."""
-    from repro.analyse.plots import line_plot
-    from repro.analyse.separation import separation_rows
-
     walk = bool(ctx.param("checkpoints", False))
     llm_dir = ctx.input("llm")
     targets = model_targets(ctx, walk)

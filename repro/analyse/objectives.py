@@ -16,8 +16,14 @@ import random
 from pathlib import Path
 
 from repro.analyse.layers import canonical, common_rows, layer_of, lm_keys, write_csv
+from repro.analyse.plots import line_plot
+from repro.analyse.separation import load_model
+from repro.data import load_conversations
 from repro.errors import InputError
-from repro.merge.stream import Checkpoint
+from repro.models.card import read_model_card
+from repro.models.collate import ConversationCollator
+from repro.models.stream import Checkpoint
+from repro.models.tokenize import image_tokens_of, tokenize_samples
 
 ALL = "all"
 
@@ -70,10 +76,6 @@ def _batches(ctx, model_dir: Path, data_role: str, n: int):
     """Collated batches of a seeded sample of ``data_role``'s conversations, for ``model_dir``."""
     from transformers import AutoTokenizer
 
-    from repro.models.card import read_model_card
-    from repro.train.collate import ConversationCollator
-    from repro.train.common import load_conversations
-    from repro.train.tokenize import image_tokens_of, tokenize_samples
 
     card = read_model_card(model_dir)
     samples = load_conversations(ctx.input(data_role), ctx.param(f"{data_role}_split", None))
@@ -109,8 +111,6 @@ def _loss_gradients(model, batches) -> dict:
 
 
 def gradient_cosines(ctx) -> tuple[dict, dict]:
-    from repro.analyse.separation import load_model
-
     model_dir = ctx.input("grad_model") if "grad_model" in ctx.inputs else ctx.input("vl")
     n = int(ctx.param("grad_samples", 16))
     model, _, _ = load_model(model_dir, ctx.param("dtype", "float32"), ctx.param("device", None))
@@ -132,8 +132,6 @@ def gradient_cosines(ctx) -> tuple[dict, dict]:
 
 def objectives_stage(ctx) -> None:
     """Stage ``analyse/objectives``; see the module docstring."""
-    from repro.analyse.plots import line_plot
-
     safety_base = ctx.input("safety_base") if "safety_base" in ctx.inputs else None
     acc = task_vector_cosines(ctx.input("base"), ctx.input("vl"), ctx.input("safety"), safety_base)
     grad_acc, grad_info = gradient_cosines(ctx) if ctx.param("gradients", False) else ({}, {})

@@ -9,9 +9,14 @@ no prompt's states.
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
+from repro.data import open_dataset
+from repro.errors import InputError
+from repro.io import sha256_text
 from repro.models.card import read_model_card
+from repro.models.templates import prompt_text
 
 FEATURES = ("last-token hidden state per decoder layer, chat-template generation prompt, "
             "text only; z-scored per dimension over all prompts for the centroid classifier")
@@ -98,11 +103,23 @@ def _distance_ratio(z, y) -> float:
     return float(np.linalg.norm(mu_h - mu_b) / spread.mean()) if spread.mean() > 0 else 0.0
 
 
+def sample_prompts(data_dir: Path, per_class: int, seed: int, split=None) -> list:
+    """Up to ``per_class`` harmful and as many harmless SafetyPrompts, a seeded balanced sample."""
+    records = [r for r in open_dataset(data_dir).records(split)
+               if getattr(r, "harmful", None) is not None and isinstance(getattr(r, "prompt", None), str)]
+    harmful = sorted((r for r in records if r.harmful), key=lambda r: r.id)
+    harmless = sorted((r for r in records if not r.harmful), key=lambda r: r.id)
+    if len(harmful) < 2 or len(harmless) < 2:
+        raise InputError(f"{data_dir}: records: need >= 2 harmful and >= 2 harmless prompts with a "
+                         f"'harmful' label, got {len(harmful)} and {len(harmless)}")
+    n = min(per_class, len(harmful), len(harmless))
+    rng = random.Random(seed)
+    chosen = rng.sample(harmful, n) + rng.sample(harmless, n)
+    return sorted(chosen, key=lambda r: (not r.harmful, r.id))
+
+
 def separation_rows(ctx, models: list[tuple[str, int | None, Path]]) -> tuple[list[dict], dict]:
     """Run every model on the sampled prompts; rows for separation.csv and what to record."""
-    from repro.analyse.layers import sample_prompts
-    from repro.models.templates import prompt_text
-
     per_class = int(ctx.param("max_prompts_per_class", 64))
     prompts = sample_prompts(ctx.input("data"), per_class, ctx.seed, ctx.param("split", None))
     harmful = [bool(p.harmful) for p in prompts]
@@ -121,6 +138,4 @@ def separation_rows(ctx, models: list[tuple[str, int | None, Path]]) -> tuple[li
 
 
 def _ids_digest(prompts) -> str:
-    import hashlib
-
-    return hashlib.sha256("\n".join(p.id for p in prompts).encode()).hexdigest()
+    return sha256_text("\n".join(p.id for p in prompts))

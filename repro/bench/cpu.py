@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -22,6 +23,24 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from repro.bench.merge import bench_merge
+from repro.config.load import load_experiment
+from repro.data import open_dataset
+from repro.evaluate.backends import Request, read_model_info
+from repro.evaluate.backends.hf import HFBackend
+from repro.evaluate.backends.vllm import VLLMBackend
+from repro.evaluate.benchmarks import get_benchmark
+from repro.evaluate.prompts import user_text
+from repro.executors.workers import WorkerExecutor
+from repro.io import sha256_file
+from repro.models.templates import get_template, prompt_text
+from repro.models.tiny import make_tiny_llava
+from repro.pipeline.concurrent import Scheduler
+from repro.pipeline.runner import Runner
+from repro.provenance.digest import MAX_WORKERS, digest_tree
+from repro.provenance.record import execution_record
+from repro.provenance.system import describe_system
 
 MB = 1 << 20
 SHARDS = 8
@@ -64,8 +83,6 @@ def _write_shards(folder: Path, size_gb: float) -> list[Path]:
 
 
 def bench_hash(work: Path, size_gb: float) -> dict:
-    from repro.provenance.digest import MAX_WORKERS, digest_tree, sha256_file
-
     folder = work / "checkpoint"
     files = _write_shards(folder, size_gb)
     total = sum(f.stat().st_size for f in files)
@@ -146,8 +163,6 @@ def bench_noop(runs: Path) -> dict:
                          "import repro.pipeline.runner, repro.config.load, repro.stages"])
     wall, proc = _timed(_cmd("run", EXPERIMENT, "--profile", "tiny", "--runs-dir", runs))
     statuses = [line.split()[2] for line in proc.stdout.splitlines() if line.startswith("[")]
-    from repro.config.load import load_experiment
-    from repro.pipeline.runner import Runner
 
     t0 = time.perf_counter()
     Runner(runs, echo=lambda _: None).run(load_experiment(EXPERIMENT, "tiny"))
@@ -163,12 +178,6 @@ def bench_noop(runs: Path) -> dict:
 
 def _rerun_evaluations(base: Path, runs: Path, experiment: str, affinity: bool) -> tuple[float, dict]:
     """Copy of ``base`` without its evaluation and report entries, run again with --jobs 2."""
-    from repro.config.load import load_experiment
-    from repro.executors.workers import WorkerExecutor
-    from repro.pipeline.concurrent import Scheduler
-    from repro.pipeline.runner import Runner
-    from repro.provenance.record import execution_record
-
     shutil.rmtree(runs, ignore_errors=True)
     shutil.copytree(base, runs, symlinks=True)
     for entry in (runs / "store").iterdir():
@@ -210,13 +219,6 @@ def bench_sharing(out: Path, experiment: str) -> dict:
 
 # --------------------------------------------------------------------------- (d) generation
 def bench_generation(runs: Path, n: int = 32, max_new_tokens: int = 32) -> dict:
-    from repro.data import open_dataset
-    from repro.evaluate.backends import Request, read_model_info
-    from repro.evaluate.backends.hf import HFBackend
-    from repro.evaluate.benchmarks import get_benchmark
-    from repro.evaluate.prompts import user_text
-    from repro.models.templates import get_template, prompt_text
-
     stages = runs / EXPERIMENT / "stages"
     model_dir = (stages / "stage2").resolve()
     bench = get_benchmark("mm_safetybench")
@@ -246,10 +248,6 @@ def bench_generation(runs: Path, n: int = 32, max_new_tokens: int = 32) -> dict:
 
 # --------------------------------------------------------------------------- (e) merge
 def bench_merge_figure(work: Path, size_gb: float) -> dict:
-    try:
-        from repro.bench.merge import bench_merge
-    except ImportError:
-        return _figure("merge vs copy", None, "x", "merge >= 0.5x copy rate", None, note="not available")
     r = bench_merge(work, size_gb=size_gb)
     return _figure("merge vs copy (MB/s ratio)", r["merge_to_copy_ratio"], "x",
                    f">= {r['goal_ratio']}x copy rate", r["goal_met"], **r)
@@ -263,7 +261,6 @@ def bench_vllm(work: Path, n: int = 32, max_new_tokens: int = 32) -> dict:
     the kit without its train extras); half the requests carry a small image. Both backends get a
     warm-up call first; vLLM's engine start is reported apart (``vllm_load_s``), not in the rate.
     """
-    import importlib.util
 
     if importlib.util.find_spec("vllm") is None:
         if os.environ.get("REPRO_REQUIRE_VLLM", "") not in ("", "0"):
@@ -272,11 +269,6 @@ def bench_vllm(work: Path, n: int = 32, max_new_tokens: int = 32) -> dict:
                        note="vllm not installed (docs/vllm-cpu.md)")
     from PIL import Image
 
-    from repro.evaluate.backends import Request
-    from repro.evaluate.backends.hf import HFBackend
-    from repro.evaluate.backends.vllm import VLLMBackend
-    from repro.models.templates import prompt_text
-    from repro.models.tiny import make_tiny_llava
 
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -358,7 +350,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"... {name}", flush=True)
         figures.append(step())
         print(_show(figures[-1]), flush=True)
-    from repro.provenance.system import describe_system
 
     # a shared machine's load skews every figure; recorded so a reader can tell
     result = {"figures": figures, "size_gb": args.size_gb, "system": describe_system(),

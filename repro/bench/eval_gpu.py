@@ -31,6 +31,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from repro.evaluate.backends import GREEDY_SAMPLING, Request
+from repro.evaluate.backends.hf import HFBackend
+from repro.evaluate.backends.vllm import VLLMBackend
+from repro.models.card import write_model_card
+from repro.models.llava import TINY_VISION_CONFIG, build_llava, save_llava
+from repro.models.templates import prompt_text
+from repro.models.tokenizer import BOS, EOS, PAD, SPECIAL_TOKENS, UNK
+
 PAPER_LAYERS = 32
 IMAGE_SIDE = 336  # LLaVA-1.5 input size; evaluation images are resized to it either way
 CLIP_L14_336 = {"image_size": 336, "patch_size": 14, "hidden_size": 1024, "intermediate_size": 4096,
@@ -58,7 +66,6 @@ def _tokenizer(size: int):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    from repro.models.tokenizer import BOS, EOS, PAD, SPECIAL_TOKENS, UNK
 
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
     vocab = {t: i for i, t in enumerate(SPECIAL_TOKENS + alphabet)}
@@ -78,8 +85,6 @@ def build_checkpoint(out_dir: Path, shape: dict, layers: int, device: str) -> di
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from repro.models.card import write_model_card
-    from repro.models.llava import TINY_VISION_CONFIG, build_llava, save_llava
 
     # one id short of the padded vocab: build_llava appends <image> as the last row
     tokenizer = _tokenizer(shape["vocab"] - 1)
@@ -110,8 +115,6 @@ def make_requests(folder: Path, n: int, image_side: int) -> list:
     import numpy as np
     from PIL import Image
 
-    from repro.evaluate.backends import Request
-    from repro.models.templates import prompt_text
 
     image = folder / "image.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (image_side, image_side, 3), dtype=np.uint8)).save(image)
@@ -162,7 +165,6 @@ def _row(backend: str, batch: str, **fields) -> dict[str, Any]:
 def hf_rows(model_dir: Path, requests: list, sampling: dict, batches: list[int], device: str, emit) -> None:
     import torch
 
-    from repro.evaluate.backends.hf import HFBackend
 
     t0 = time.perf_counter()
     backend = HFBackend(model_dir, device=device)
@@ -195,7 +197,6 @@ def vllm_row(model_dir: Path, requests: list, sampling: dict, device: str, emit)
         return
     import torch
 
-    from repro.evaluate.backends.vllm import VLLMBackend
 
     backend = None
     try:
@@ -278,7 +279,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     device = "cpu" if args.tiny else "cuda"
     if device == "cuda" and not torch.cuda.is_available():
         ap.error("no CUDA GPU: a full-width run on CPU would take hours (use --tiny for the smoke run)")
-    from repro.evaluate.backends import GREEDY_SAMPLING
 
     shape = TINY if args.tiny else FULL
     sampling = {**GREEDY_SAMPLING, "max_new_tokens": args.max_new_tokens, "seed": 0}

@@ -17,6 +17,10 @@ import sys
 import time
 from pathlib import Path
 
+from repro.merge.linear import make_combine
+from repro.merge.stage import merge_dirs
+from repro.models.stream import Entry, tensor_bytes, write_safetensors
+
 MB = 1024 * 1024
 ROW = 4096  # columns per synthetic tensor (a 7B model's hidden size)
 
@@ -24,7 +28,6 @@ ROW = 4096  # columns per synthetic tensor (a 7B model's hidden size)
 def _write_checkpoint(out: Path, size_gb: float, shard_gb: float, dtype: str, seed: int) -> int:
     import torch
 
-    from repro.merge.stream import Entry, tensor_bytes, write_safetensors
 
     out.mkdir(parents=True, exist_ok=True)
     tdtype = getattr(torch, dtype)
@@ -68,8 +71,6 @@ def _worker(a: str, b: str, out: str, weight: float) -> None:
     """Child process: merge and print timing + memory as JSON (one line)."""
     import torch  # noqa: F401  (imported before the baseline so it is not counted as merge memory)
 
-    from repro.merge.linear import make_combine
-    from repro.merge.stage import merge_dirs
 
     base_kb = _vm_hwm_kb()
     start = time.perf_counter()

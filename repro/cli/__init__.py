@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -30,8 +31,6 @@ def _on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
 
 
 def main(argv: list[str] | None = None) -> None:
-    import os
-
     if not sys.stderr.isatty():
         # progress bars of transformers/hub (tqdm) would flood CI logs; stage lines say enough
         os.environ.setdefault("TQDM_DISABLE", "1")

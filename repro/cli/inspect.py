@@ -4,6 +4,7 @@ finished run's manifest as report.md and report.html (runs nothing)."""
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import click
@@ -38,9 +39,8 @@ def status_cmd(experiment, profile, runs_dir, overrides, executor_name, executor
     SLURM job id of the last job graph submitted for it."""
     from repro.config.load import load_experiment
     from repro.executors import make_executor
+    from repro.pipeline.slurm_graph import job_ids
     from repro.pipeline.status import experiment_status
-
-    from repro.executors.slurm_graph import job_ids
 
     exp = load_experiment(experiment, profile, overrides)
     jobs = job_ids(runs_dir, exp.name)  # the last SLURM job graph submitted for it, if any
@@ -63,13 +63,13 @@ def status_cmd(experiment, profile, runs_dir, overrides, executor_name, executor
 def plan_cmd(experiment, profile, runs_dir, overrides, executor_name, executor_config, gpus, nodes):
     """Every stage with its resolved params, whether it is cached in RUNS_DIR, where it runs
     (executor, image), its launch command, the GPUs it needs and a GPU-hour estimate (cost
-    model: repro/report/estimates.py); then the critical path and the wall-clock time on
-    NODES x GPUS (repro/report/wallclock.py); nothing is run."""
+    model: repro/pipeline/estimates.py); then the critical path and the wall-clock time on
+    NODES x GPUS (repro/pipeline/wallclock.py); nothing is run."""
     from repro.config.load import load_experiment
     from repro.evaluate.plan import describe_stage
     from repro.executors import make_executor
     from repro.executors.base import image_bases
-    from repro.report.estimates import estimate, total_hours
+    from repro.pipeline.estimates import estimate, total_hours
 
     exp = load_experiment(experiment, profile, overrides)
     executor = make_executor(executor_name, profile, executor_config)
@@ -98,7 +98,7 @@ def plan_cmd(experiment, profile, runs_dir, overrides, executor_name, executor_c
     click.echo(f"total: {len(exp.stages)} stages, {cached} cached in {runs_dir}; "
                f"max GPUs per stage {max((e.gpus for e in estimates), default=0)}; "
                f"estimate {total_hours(estimates):.1f} GPU-h in all, {total_hours(todo):.1f} GPU-h "
-               "still to run (assumptions: repro/report/estimates.py)")
+               "still to run (assumptions: repro/pipeline/estimates.py)")
     for line in _wall_lines(exp, dict(zip(exp.stages, estimates)), states, gpus, nodes):
         click.echo(line)
 
@@ -106,7 +106,7 @@ def plan_cmd(experiment, profile, runs_dir, overrides, executor_name, executor_c
 def _wall_lines(exp, estimates: dict, states: dict[str, str], gpus: int, nodes: int) -> list[str]:
     """The critical path and the simulated wall-clock of the stages still to run."""
     from repro.executors.resources import stage_resources
-    from repro.report.wallclock import simulate, stage_hours
+    from repro.pipeline.wallclock import simulate, stage_hours
 
     if exp.profile in CPU_PROFILES:
         return [f"wall-clock: no estimate ({exp.profile} profile: CPU only, no cost model)"]
@@ -159,8 +159,6 @@ def _base_images(wheres) -> list[str]:
 
 def _launch_line(config: str) -> str:
     """The command each rank set runs (the stage writes <spec.json> when it starts)."""
-    import shlex
-
     from repro.train.launch import LAUNCH_DIR, accelerate_command
 
     cmd = accelerate_command(Path("<spec.json>"), config=str(config), wrap=False)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 
 import click
 
-from repro.cli.options import (executor_options, profile_option, runs_dir_option, set_option,
-                               signing_key_option)
+from repro.cli.options import executor_options, profile_option, runs_dir_option, set_option, signing_key_option
 from repro.config.schema import CPU_PROFILES
 
 
@@ -66,9 +67,6 @@ def run_cmd(experiments, profile, runs_dir, overrides, executor_name, executor_c
 def findings_cmd(profile, runs_dir, overrides, executor_name, executor_config, signing_key, seeds):
     """Run the `findings` experiment once per seed and write RUNS_DIR/findings/findings.md: each
     of the paper's findings beside its claim, with the seeds it held on."""
-    import dataclasses
-    import json
-
     from repro.config.load import load_experiment
     from repro.errors import InputError
     from repro.executors import make_executor
@@ -130,7 +128,7 @@ def _run_one(runner, exp, overrides, concurrent=None, on_failure="finish"):
 
         return run_concurrent(runner, exp, overrides, *concurrent, on_failure=on_failure)
     if getattr(runner.executor, "graph", False):
-        from repro.executors.slurm_graph import run_experiment
+        from repro.pipeline.slurm_graph import run_experiment
 
         return run_experiment(runner, exp, overrides, click.echo)
     return runner.run(exp, overrides)

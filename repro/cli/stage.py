@@ -15,15 +15,10 @@ import click
 @click.argument("request", type=click.Path(path_type=Path, dir_okay=False))
 def stage_exec_cmd(runs_dir, request):
     """Run one stage from REQUEST (written by an executor) and write result.json beside it."""
-    from dataclasses import asdict
-
     from repro.executors.local import run_request
-    from repro.executors.request import RESULT_FILE, read_request, write_json
+    from repro.stages.request import RESULT_FILE, StageRequest, write_result
 
-    result = run_request(read_request(request), runs_dir)
-    data = asdict(result)
-    data["observed"] = data.pop("execution")
-    write_json(request.parent / RESULT_FILE, data)
+    write_result(request.parent / RESULT_FILE, run_request(StageRequest.read(request, runs_dir)))
 
 
 @click.command("stage-run", hidden=True)
@@ -32,7 +27,7 @@ def stage_exec_cmd(runs_dir, request):
 @click.argument("spec", type=click.Path(path_type=Path, dir_okay=False))
 def stage_run_cmd(runs_dir, spec):
     """Key, build and publish the one stage of a SLURM graph job (SPEC: its job spec)."""
-    from repro.executors.slurm_graph import run_in_job
+    from repro.pipeline.slurm_graph import run_in_job
 
     run_in_job(runs_dir, spec, click.echo)
 

@@ -13,7 +13,7 @@ from repro.cli.options import signing_key_option
 
 def verify_paths(paths: list[Path], strict: bool, trusted: tuple[Path, ...] = (), signing_key: Path | None = None) -> None:
     from repro.provenance.signing import IN_TOTO, Signer, check_signatures, envelope_path
-    from repro.provenance.verify import find_manifests, format_report, verify_manifest, write_verdict
+    from repro.verify.records import find_manifests, format_report, verify_manifest, write_verdict
 
     signer = Signer(signing_key) if signing_key else None
     worst = "PASSED"

@@ -18,30 +18,25 @@ import os
 from pathlib import Path
 from typing import Any
 
+from repro import yamlio
+from repro.config.graph import topological_order
+from repro.config.judges import second_judge
 from repro.config.schema import (EXPERIMENT_KEYS, NAME, PROFILES, SCHEMA_VERSION, STAGE_KEYS, STAGE_NAME,
                                  Experiment, StageSpec, check_name, check_seed)
 from repro.config.sweep import expand_sweeps
 from repro.config.tables import derive
-from repro.config import yamlio
-from repro.config.yamlio import parse_set_value
 from repro.errors import InputError
+from repro.stages import STAGE_KINDS, describe
+from repro.yamlio import parse_set_value
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
-__all__ = ["experiments_dir", "list_experiments", "load_experiment", "read_yaml"]
+__all__ = ["experiments_dir", "list_experiments", "load_experiment"]
 
 
 def experiments_dir() -> Path:
     """The repository's ``experiments/``, or the folder named by ``$REPRO_EXPERIMENTS_DIR``."""
     env = os.environ.get("REPRO_EXPERIMENTS_DIR")
     return Path(env) if env else EXPERIMENTS_DIR
-
-
-def read_yaml(path: Path) -> dict[str, Any]:
-    """A YAML mapping read with PyYAML's own types (YAML 1.1), bounded: for files that are not
-    experiments (``manifest.lock``: unquoted hex revisions must stay strings as they always were)."""
-    import yaml
-
-    return yamlio.read_yaml(path, loader_class=yaml.SafeLoader)
 
 
 def list_experiments(root: Path | None = None) -> list[str]:
@@ -152,7 +147,7 @@ def load_experiment(name: str, profile: str, overrides: tuple[str, ...] = (),
             targets.add(_apply_set(merged, item, merged["stages"]))
         else:
             later.append(item)
-    tables = derive(path, merged)
+    tables = derive(path, merged, second_judge)
     for item in later:
         targets.add(_apply_set(merged, item, merged["stages"]))
     return _build(path, name, profile, merged, own, tables, targets - {None})
@@ -160,7 +155,6 @@ def load_experiment(name: str, profile: str, overrides: tuple[str, ...] = (),
 
 def _build(path: Path, name: str, profile: str, data: dict, own: set[str], tables: dict,
            targets: set[str]) -> Experiment:
-    from repro.pipeline.graph import topological_order
 
     seed = check_seed(str(path), data.get("seed", 0))
     recipes = data.get("recipes") or {}
@@ -182,7 +176,6 @@ def _build(path: Path, name: str, profile: str, data: dict, own: set[str], table
     # sources (no inputs) first, then the rest, each in declaration order: the run order reads
     # data -> models -> training -> evaluation -> reports, whatever file declared a stage
     order = topological_order(path, {**{n: v for n, v in specs.items() if not v.inputs}, **specs})
-    from repro.stages import describe
 
     for sname in order:  # the graph is sound; now each stage's params, in run order
         describe(specs[sname].kind).check(specs[sname].params, f"{path}: stage {sname!r}")
@@ -230,8 +223,6 @@ def _needed(stages: dict, roots: set[str]) -> set[str]:
 
 
 def _stage(path: Path, name: str, raw: Any, recipes: dict, default_seed: int) -> StageSpec:
-    from repro.stages import STAGE_KINDS
-
     where = f"stage {name!r}: "
     if not isinstance(raw, dict):
         raise InputError(f"{path}: {where}expected a mapping, got {type(raw).__name__}")

@@ -33,10 +33,13 @@ import copy
 import difflib
 import functools
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from repro.config.schema import Row, Table, check_name
 from repro.errors import InputError
+from repro.evaluate.benchmarks import get_benchmark, load_all
+from repro.evaluate.judges import JUDGES
+from repro.evaluate.judges.chat import OPTIONS, ChatJudge
 
 SEP = "~"
 RECIPES = {"safety": "safety_eval", "multiple_choice": "helpful_eval", "yes_no": "helpful_eval"}
@@ -85,8 +88,6 @@ def _benchmark(where: str, name: Any):
 
 @functools.lru_cache(maxsize=None)
 def _get_benchmark(name: str):
-    from repro.evaluate.benchmarks import get_benchmark
-
     return get_benchmark(name)
 
 
@@ -107,9 +108,12 @@ def columns(bench) -> list[dict[str, str]]:
     return out
 
 
-def derive(path: Path, data: dict[str, Any]) -> dict[str, Table]:
+def derive(path: Path, data: dict[str, Any], second_judge: Callable[..., tuple[tuple[str, ...], str]]
+           ) -> dict[str, Table]:
     """Add every table's evaluation and report stages (and missing benchmark data stages) to
-    ``data["stages"]`` in place; return the tables, for reports that read their rows."""
+    ``data["stages"]`` in place; return the tables, for reports that read their rows.
+    ``second_judge``: ``repro.config.judges.second_judge``, passed in by the loader because it
+    builds on this module (a table's re-judging stages follow its report stage)."""
     tables_raw = data.get("tables") or {}
     if not isinstance(tables_raw, dict):
         raise InputError(f"{path}: key 'tables': expected a mapping of table name -> table")
@@ -122,12 +126,12 @@ def derive(path: Path, data: dict[str, Any]) -> dict[str, Table]:
         where = f"{path}: table {check_name(str(path), 'table', name)}"
         if name in stages:
             raise InputError(f"{where}: a stage of that name is declared too")
-        tables[name] = _table(where, name, raw, suites, data, stages)
+        tables[name] = _table(where, name, raw, suites, data, stages, second_judge)
     _benchmark_data(path, data, stages)
     return tables
 
 
-def _table(where: str, name: str, raw: Any, suites: dict, data: dict, stages: dict) -> Table:
+def _table(where: str, name: str, raw: Any, suites: dict, data: dict, stages: dict, second_judge) -> Table:
     if not isinstance(raw, dict):
         raise InputError(f"{where}: expected a mapping")
     _keys(where, raw, TABLE_KEYS)
@@ -152,8 +156,6 @@ def _table(where: str, name: str, raw: Any, suites: dict, data: dict, stages: di
     stages[name] = {"kind": "report/table", "gather": True, "inputs": inputs, "params": params}
     if raw.get("second_judge") is None:
         return Table(name, params["title"], tuple(rows))
-    from repro.config.judges import second_judge
-
     rejudged, agreement = second_judge(where, name, params["title"], raw["second_judge"], rows, suites, data, stages)
     return Table(name, params["title"], tuple(rows), rejudged, agreement)
 
@@ -245,9 +247,6 @@ def judge_endpoint(data: dict, judge: str) -> dict | None:
 
 
 def _check_endpoint(where: str, judge: str, options: dict) -> None:
-    from repro.evaluate.judges import JUDGES
-    from repro.evaluate.judges.chat import OPTIONS, ChatJudge
-
     if not issubclass(JUDGES.get(judge), ChatJudge):
         raise InputError(f"{where}: judges: {judge}: a mapping binds a chat judge to its endpoint; "
                          f"{judge} runs on a model: bind a models/fetch stage")
@@ -257,8 +256,6 @@ def _check_endpoint(where: str, judge: str, options: dict) -> None:
 
 
 def _judge_names() -> list[str]:
-    from repro.evaluate.judges import JUDGES
-
     return JUDGES.names()
 
 
@@ -298,8 +295,6 @@ def _plot(where: str, plot: Any, cols: list[dict]) -> dict:
 def _benchmark_data(path: Path, data: dict, stages: dict) -> None:
     """A stage input naming an undeclared stage that is a benchmark gets that benchmark's data
     stage, built as the profile's ``benchmark_data:`` says (``params.dataset`` = the benchmark)."""
-    from repro.evaluate.benchmarks import load_all
-
     template = data.get("benchmark_data")
     if template is None:
         return

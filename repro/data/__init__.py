@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterator
 
+from repro.data.records import ConversationSample
 from repro.data.rows import dataset_root
 from repro.errors import InputError
 from repro.registry import Registry
@@ -98,3 +99,19 @@ def open_dataset(path: Path | str, cache_dir: Path | None = None) -> Dataset:
     if name not in DATASETS:
         DATASETS.get(name)  # raises the registry's "unknown dataset ..., did you mean" error
     return Dataset(name, root, marker, cache_dir)
+
+
+def load_typed(data_dir: Path, split: str | None, record_type: type, need: str) -> list:
+    """The dataset's records, which must all be ``record_type`` (``need`` says why, in the error)."""
+    records = open_dataset(data_dir).records(split)
+    wrong = next((r for r in records if not isinstance(r, record_type)), None)
+    if wrong is not None:
+        raise InputError(f"{data_dir}: records: {type(wrong).__name__} found; {need}")
+    if not records:
+        raise InputError(f"{data_dir}: records: none (split {split!r})")
+    return records
+
+
+def load_conversations(data_dir: Path, split: str | None) -> list:
+    """The dataset's records, which must all be ``ConversationSample``."""
+    return load_typed(data_dir, split, ConversationSample, "SFT needs conversations")

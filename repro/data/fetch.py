@@ -17,8 +17,11 @@ import zipfile
 from collections import Counter
 from pathlib import Path, PurePosixPath
 
+from repro.data import DATASETS, Dataset
+from repro.data.layouts import layout_of
 from repro.errors import InputError
 from repro.fetch import hub
+from repro.provenance.digest import DIR_HASH, dir_hash
 
 KIND = "datasets"
 # archives the official instructions say to unzip, and where (the loaders read the unpacked form)
@@ -27,8 +30,6 @@ _OWN_FILES = ("DATASET.json", "metrics.json")
 
 
 def loader_for(key: str, loader: str | None) -> str:
-    from repro.data import DATASETS
-
     name = loader or key
     if name not in DATASETS:
         raise InputError(f"data/fetch {key}: param loader: no dataset loader named {name!r}; "
@@ -60,8 +61,6 @@ def _extract_zip(archive: Path, dest: Path) -> int:
 
 def fetch_dataset(out: Path, entry: dict, key: str, src: hub.Source, extract: dict, keep_archives: bool) -> dict:
     """Verify pinned digests, link the files into ``out``, unpack archives; returns what to record."""
-    from repro.provenance.digest import DIR_HASH, dir_hash
-
     rels = [r for r in hub.list_tree(src.root) if r not in _OWN_FILES]
     if not rels:
         raise InputError(f"{src.root}: no files ({entry['id']} @ {src.revision})")
@@ -94,8 +93,6 @@ def _category(record) -> str:
 def check_dataset(root: Path, loader: str, splits=None, cache_dir: Path | None = None) -> dict:
     """Read ``root`` with ``loader``: ``{split: {"n": count, "categories": {name: count}}}``
     (and ``"layout": official|mirror`` for a dataset read from either, ``repro.data.layouts``)."""
-    from repro.data import Dataset, DATASETS
-
     DATASETS.get(loader)  # an unknown name fails with the registry's suggestion
     dataset = Dataset(loader, Path(root), {}, cache_dir)
     counts = {}
@@ -111,8 +108,6 @@ def check_dataset(root: Path, loader: str, splits=None, cache_dir: Path | None =
 
 def layout_note(root: Path, loader: str) -> dict:
     """``{"layout": ...}`` for a two-layout dataset (repro.data.layouts), else ``{}``."""
-    from repro.data.layouts import layout_of
-
     layout = layout_of(loader, Path(root))
     return {"layout": layout} if layout else {}
 

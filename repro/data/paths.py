@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import io
 import os
 import tempfile
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from repro.data.rows import row_error
+from repro.io import sha256_bytes, write_bytes_atomic
 
 CACHE_ENV = "REPRO_IMAGE_CACHE"
 
@@ -83,14 +83,10 @@ class InlineImages:
         if not data:
             raise row_error(file, n, field, "empty image (0 bytes)")
         ext = _identify(io.BytesIO(data), file, n, field, "inline image")
-        target = self.dir / f"{hashlib.sha256(data).hexdigest()}.{ext}"
+        target = self.dir / f"{sha256_bytes(data)}.{ext}"
         if not target.is_file() or target.stat().st_size != len(data):
             self.dir.mkdir(parents=True, exist_ok=True)
-            # write-then-rename: a concurrent reader never sees a half-written image
-            fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".part-")
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, target)
+            write_bytes_atomic(target, data)  # a concurrent reader never sees a half-written image
         return target
 
     def from_hf(self, value, file: Path, n: int, field: str) -> Path:

@@ -9,7 +9,7 @@ conversation, the pair order shuffled exactly as the script does (``random.seed(
 ``random.shuffle`` on the list of every record with more than one item, in file order; records
 with one item draw nothing), the image in the first turn only. The script writes the first
 human turn as ``"<image>" + instruction`` (no newline); training then normalises it as LLaVA's
-``preprocess_multimodal`` does (``repro.train.tokenize``). So the sample count is the number of
+``preprocess_multimodal`` does (``repro.models.tokenize``). So the sample count is the number of
 images (2,000 for the official ``train.json``). The script names the instruction by each item's
 first key; here it is looked up by name (the same key in the official files, checked).
 Images are under ``<root>/<split>/`` (``train.zip``/``test.zip`` unzipped). Both splits are

@@ -25,8 +25,9 @@ the answer letter itself.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
+
+from repro.io import sha256_text
 
 _PUNCT = " \t\n.,;:!?\"'`()[]{}*"
 NO_ANSWER = "Z"
@@ -98,4 +99,4 @@ def extractor_sha256(*functions) -> str:
     """sha256 over the extractors' source: any change to the rules changes the recorded value."""
     helpers = (infer_option, infer_text) if extract_option in functions else ()
     source = "".join(inspect.getsource(f) for f in (*functions, *helpers))
-    return hashlib.sha256(source.encode()).hexdigest()
+    return sha256_text(source)

@@ -6,6 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from repro.errors import InputError
+from repro.evaluate.benchmarks import get_benchmark
+from repro.evaluate.judges import JUDGES
+from repro.evaluate.judges.chat import OPENAI_BASE_URL
 
 EXTRACTOR_SOURCES = {
     "vlmevalkit": "open-compass/VLMEvalKit vlmeval/utils/matching_util.py can_infer (exact_matching)",
@@ -15,9 +18,6 @@ EXTRACTOR_SOURCES = {
 
 
 def _judge_line(name: str, params: dict[str, Any], inputs: dict[str, Any]) -> str:
-    from repro.evaluate.judges import JUDGES
-    from repro.evaluate.judges.chat import OPENAI_BASE_URL
-
     cls = JUDGES.get(name)
     if getattr(cls, "needs_model", False):
         return f"judge: {name} (model {cls.model_id} bound as input judge={inputs.get('judge', '<unbound>')})"
@@ -33,7 +33,6 @@ def describe_stage(kind: str, params: dict[str, Any], inputs: dict[str, Any]) ->
     """Lines naming the judge and the scoring protocol of an ``evaluate/benchmark`` stage."""
     if kind != "evaluate/benchmark" or not params.get("benchmark"):
         return []
-    from repro.evaluate.benchmarks import get_benchmark
 
     try:
         bench = get_benchmark(params["benchmark"])

@@ -8,24 +8,21 @@ one ``X. option`` line per option, then the suffix.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from repro.data.records import MultipleChoiceItem, SafetyPrompt, YesNoItem
 from repro.errors import InputError
+from repro.io import sha256_bytes, sha256_file
 
 RECORD_TYPES = {"SafetyPrompt": SafetyPrompt, "MultipleChoiceItem": MultipleChoiceItem,
                 "YesNoItem": YesNoItem}
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path | None) -> str | None:
-    return sha256_bytes(Path(path).read_bytes()) if path is not None else None
+def image_sha256(path: Path | None) -> str | None:
+    """The item's image digest; None for a text-only item."""
+    return sha256_file(path) if path is not None else None
 
 
 def _with_suffix(text: str, suffix: str) -> str:

@@ -17,11 +17,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from repro.data import open_dataset
 from repro.errors import InputError
 from repro.evaluate import scoring
+from repro.evaluate.backends import Request, read_model_info, resolve_sampling, stage_backend
 from repro.evaluate.benchmarks import get_benchmark
-from repro.evaluate.prompts import (check_records, item_record, judge_text, sha256_bytes,
-                                    sha256_file, user_text)
+from repro.evaluate.prompts import check_records, image_sha256, item_record, judge_text, user_text
+from repro.io import sha256_bytes
+from repro.models.images import IMAGE_PREPROCESSING
+from repro.models.templates import get_template, prompt_text
 
 SAMPLES, METRICS, PROTOCOL = "samples.jsonl", "metrics.json", "protocol.json"
 
@@ -38,8 +42,6 @@ def judge_prompt_meta(ctx, bench) -> tuple[str, ...]:
 
 
 def _load_records(ctx, bench):
-    from repro.data import open_dataset
-
     dataset = open_dataset(ctx.input("data"))
     # the benchmark's default split applies to its own dataset; another dataset standing in
     # (the synthetic world) uses its loader's default unless the stage names one
@@ -67,9 +69,6 @@ def _model_dir(ctx) -> Path:
 
 def _generation(ctx, bench, records) -> tuple[list[str], list[str]]:
     """Render prompts with the model's chat template and generate; returns (responses, prompts)."""
-    from repro.evaluate.backends import Request, read_model_info, resolve_sampling, stage_backend
-    from repro.models.templates import get_template, prompt_text
-
     model_dir = _model_dir(ctx)
     info = read_model_info(model_dir)
     if info["architecture"] == "causal_lm" and any(r.image is not None for r in records):
@@ -92,8 +91,6 @@ def _generation(ctx, bench, records) -> tuple[list[str], list[str]]:
 
 def benchmark_stage(ctx) -> None:
     """Generate answers for one benchmark with one model, judge or extract, and score them."""
-    from repro.models.images import IMAGE_PREPROCESSING
-
     bench = get_benchmark(ctx.param("benchmark"))
     scoring.check_judge(ctx, bench)
     meta_keys = judge_prompt_meta(ctx, bench)
@@ -107,7 +104,7 @@ def benchmark_stage(ctx) -> None:
     responses, prompts = _generation(ctx, bench, records)
     samples = []
     for record, prompt, response in zip(records, prompts, responses):
-        image_sha = sha256_file(record.image)
+        image_sha = image_sha256(record.image)
         sample = item_record(record, image_sha)
         sample.update(prompt=prompt, prompt_sha256=sha256_bytes(prompt.encode()),
                       image_sha256=image_sha, response=response,
@@ -158,7 +155,6 @@ def judge_stage(ctx) -> None:
     images: dict[str, Path | None] = {s["id"]: None for s in samples}
     marker: dict[str, Any] = {}
     if "data" in ctx.inputs:  # needed by vision judges (images) and the exact judge (marker)
-        from repro.data import open_dataset
 
         dataset = open_dataset(ctx.input("data"))
         marker = dataset.marker
@@ -166,7 +162,7 @@ def judge_stage(ctx) -> None:
         by_id = {r.id: r for r in dataset.records(split)}
         for s in samples:
             record = by_id.get(s["id"])
-            if record is None or sha256_file(record.image) != s.get("image_sha256"):
+            if record is None or image_sha256(record.image) != s.get("image_sha256"):
                 raise InputError(f"data: record {s['id']!r} is missing or its image differs from "
                                  "the one the responses were generated for")
             images[s["id"]] = record.image

@@ -11,8 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from repro.data.synthetic.world import REFUSAL
 from repro.errors import InputError
 from repro.evaluate import metrics as M
+from repro.evaluate.backends import read_model_info, stage_backend
 from repro.evaluate.benchmarks import EXTRACTORS, UNPARSED
 from repro.evaluate.extract import EXTRACTORS as EXTRACT_FNS
 from repro.evaluate.extract import extract_yes_no, extractor_sha256
@@ -26,8 +28,6 @@ def _world_refusal(marker: dict[str, Any], samples: list[dict[str, Any]]) -> str
     found = marker.get("refusal") or next(
         (s["meta"]["refusal"] for s in samples if s.get("meta", {}).get("refusal")), None)
     if not found and marker.get("source") == "synthetic":
-        from repro.data.synthetic.world import REFUSAL
-
         found = REFUSAL
     return found
 
@@ -73,8 +73,6 @@ def extractor(ctx, bench) -> str:
 def make_judge(ctx, name: str, marker: dict[str, Any], samples: list[dict[str, Any]]):
     """Build judge ``name``; a model judge runs on the model bound as input ``judge``.
     Returns ``(judge, extra)``: what to record beside the judge's own ``describe()``."""
-    from repro.evaluate.backends import read_model_info, stage_backend
-
     cls = JUDGES.get(name)
     options = dict(ctx.param("judge_options", None) or {})
     if name == "exact" and "refusal" not in options:

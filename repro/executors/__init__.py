@@ -8,8 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from repro.errors import InputError
-from repro.executors.base import Executor, StageFailed, StageJob, StageResult, image_role
+from repro.executors.base import Executor, StageFailed, StageJob, image_role
+from repro.executors.docker import DockerExecutor
+from repro.executors.local import LocalExecutor
+from repro.executors.slurm import SlurmExecutor
+from repro.stages.request import StageResult
 
 EXECUTORS = ("local", "docker", "slurm")
 DEFAULTS = Path(__file__).resolve().parents[2] / "configs" / "executors.yaml"
@@ -20,8 +26,6 @@ __all__ = ["EXECUTORS", "Executor", "StageFailed", "StageJob", "StageResult", "i
 
 def settings(name: str, profile: str, config: Path | None = None) -> dict[str, Any]:
     """The executor's settings: defaults < the user's file; ``images`` resolved for ``profile``."""
-    import yaml
-
     defaults = yaml.safe_load(DEFAULTS.read_text())[name]
     merged = dict(defaults)
     if config is not None:
@@ -46,15 +50,9 @@ def settings(name: str, profile: str, config: Path | None = None) -> dict[str, A
 
 def make_executor(name: str, profile: str, config: Path | None = None) -> Executor:
     if name == "local":
-        from repro.executors.local import LocalExecutor
-
         return LocalExecutor()
     if name == "docker":
-        from repro.executors.docker import DockerExecutor
-
         return DockerExecutor(settings("docker", profile, config), profile)
     if name == "slurm":
-        from repro.executors.slurm import SlurmExecutor
-
         return SlurmExecutor(settings("slurm", profile, config), profile)
     raise InputError(f"--executor {name!r}: one of {', '.join(EXECUTORS)}")

@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from repro.errors import ReproError
+from repro.provenance.pins import load_lock
+from repro.stages import describe
+from repro.stages.request import StageRequest, StageResult
 
 
 class StageFailed(ReproError):
@@ -27,8 +30,6 @@ def image_role(kind: str) -> str:
     """Which image a stage kind runs in, as its descriptor declares (``repro/stages/``): the eval
     image carries vLLM and the judges; what trains, merges, fetches or analyses weights runs in
     the train image (DeepSpeed, nvcc)."""
-    from repro.stages import describe
-
     return describe(kind).image
 
 
@@ -45,8 +46,6 @@ def lock_image(profile: str, role: str) -> str:
 def image_bases(profile: str) -> dict[str, str]:
     """Per image role: the manifest.lock base image its image is built from, with its digest
     ("digest unpinned" until one is set), for ``repro plan``."""
-    from repro.provenance.pins import load_lock
-
     images = load_lock().get("images") or {}
     out = {}
     for role in ("train", "eval"):
@@ -58,9 +57,9 @@ def image_bases(profile: str) -> dict[str, str]:
 
 @dataclass
 class StageJob:
-    """One stage to run: the request (see ``request.py``), and where its build lives."""
+    """One stage to run: the request (``repro/stages/request.py``), and where its build lives."""
 
-    request: dict[str, Any]
+    request: StageRequest
     build: Path  # <runs>/store/.tmp/<key>.<pid>.<rand>; outputs go to build/out
     runs: Path
     key: str
@@ -69,17 +68,7 @@ class StageJob:
 
     @property
     def role(self) -> str:
-        return image_role(self.request["kind"])
-
-
-@dataclass
-class StageResult:
-    dependencies: list[dict]
-    protocol: dict[str, Any]
-    started: str
-    finished: str
-    system: dict[str, Any]  # describe_system() of the machine that ran the stage
-    execution: dict[str, Any]  # executor, host, GPUs, image (ref, id, digests), container/job id
+        return image_role(self.request.kind)
 
 
 class Executor:

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from repro.errors import InputError
-from repro.executors.base import Executor, StageFailed, StageJob, StageResult, image_role, lock_image
-from repro.executors.request import REQUEST_FILE, RESULT_FILE, observed_fields, take_result, write_json
+from repro.executors.base import Executor, StageFailed, StageJob, image_role, lock_image
 from repro.executors.resources import stage_gpus
 from repro.fetch import packages
+from repro.provenance import pins
+from repro.stages.request import REQUEST_FILE, RESULT_FILE, StageResult, observed_fields, take_result
 
 CONTAINER_RUNS = "/workspace/runs"
 CONTAINER_HF = "/cache/huggingface"
@@ -109,8 +110,6 @@ class DockerExecutor(Executor):
                          f"(or set build: true), or name a pulled image by digest")
 
     def _build(self, ref: str, role: str):
-        from repro.provenance import pins
-
         dockerfile, args = pins.build_arg_values(pins.load_lock(), lock_image(self.profile, role))
         image, _ = self.client.images.build(path=str(pins.repo_root()), dockerfile=dockerfile,
                                             buildargs=args, tag=ref, rm=True)
@@ -202,17 +201,17 @@ class DockerExecutor(Executor):
 
     def run(self, job: StageJob) -> StageResult:
         request_path = job.build / REQUEST_FILE
-        write_json(request_path, job.request)
-        role = image_role(job.request["kind"])
+        job.request.write(request_path, job.runs)
+        role = image_role(job.request.kind)
         image = self.image(role)
-        gpus = self.gpus_for(job.request["kind"], job.request["params"])
+        gpus = self.gpus_for(job.request.kind, job.request.params)
         rel = request_path.resolve().relative_to(job.runs.resolve()).as_posix()
         command = ["stage-exec", "--runs-dir", CONTAINER_RUNS, f"{CONTAINER_RUNS}/{rel}"]
         container = self.client.containers.run(
             image.id, command, detach=True, user=self._user(), environment=self._env(),
             volumes=self._volumes(job.runs), device_requests=self._device_requests(gpus),
             shm_size=self.settings.get("shm_size") or None, working_dir="/workspace",
-            labels={"org.repro.stage": job.request["name"], "org.repro.key": job.key})
+            labels={"org.repro.stage": job.request.name, "org.repro.key": job.key})
         tail: collections.deque[str] = collections.deque(maxlen=int(self.settings.get("tail_lines", 30)))
         try:
             pending = ""
@@ -237,11 +236,11 @@ class DockerExecutor(Executor):
                 pass
         if code != 0:
             last = "\n".join(f"    {line}" for line in tail) or "    (no output)"
-            raise StageFailed(f"stage {job.request['name']!r}: container {container_id[:12]} "
+            raise StageFailed(f"stage {job.request.name!r}: container {container_id[:12]} "
                               f"({self.image_ref(role)}) {exit_reason(code, oom)}; nothing was "
                               f"published; last log lines:\n{last}")
         if not (job.build / RESULT_FILE).exists():
-            raise StageFailed(f"stage {job.request['name']!r}: container exited 0 but wrote no "
+            raise StageFailed(f"stage {job.request.name!r}: container exited 0 but wrote no "
                               f"{RESULT_FILE}; nothing was published")
         result = take_result(job.build)
         inside = result["observed"]

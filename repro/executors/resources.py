@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import yaml
+
 from repro.config.schema import CPU_PROFILES
 from repro.stages import describe
+from repro.stages.train import LAUNCH_DIR
 
 
 @dataclass(frozen=True)
@@ -31,9 +34,6 @@ def stage_resources(kind: str, params: dict, profile: str, on_gpus: bool = False
         return Resources()
     launch = params.get("launch")
     if gpus == "launch" and launch:
-        import yaml
-
-        from repro.stages.train import LAUNCH_DIR
 
         cfg = yaml.safe_load((LAUNCH_DIR / f"{launch}.yaml").read_text())
         nodes = int(cfg.get("num_machines", 1))

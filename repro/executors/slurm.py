@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from repro.errors import InputError
-from repro.executors.base import Executor, StageFailed, StageJob, StageResult, image_role, lock_image
-from repro.executors.request import REQUEST_FILE, RESULT_FILE, observed_fields, take_result, write_json
+from repro.executors.base import Executor, StageFailed, StageJob, image_role, lock_image
+from repro.executors.local import probe
 from repro.executors.resources import stage_resources
+from repro.stages.request import REQUEST_FILE, RESULT_FILE, StageResult, observed_fields, take_result
 
 RUNTIMES = ("apptainer", "enroot", "host")
 CONTAINER_RUNS = "/workspace/runs"
@@ -120,24 +121,24 @@ class SlurmExecutor(Executor):
         job_runs, host_runs = self._paths(job.runs)
         rel = (job.build / REQUEST_FILE).resolve().relative_to(host_runs).as_posix()
         argv = ["repro", "stage-exec", "--runs-dir", job_runs, f"{job_runs}/{rel}"]
-        return self.script(req, job.key, job.runs, log, argv)
+        return self.script(req.experiment, req.name, req.kind, req.params, req.profile, job.key, job.runs,
+                           log, argv)
 
-    def script(self, req: dict, key: str, runs: Path, log: Path, argv: list[str]) -> str:
-        """The job script running ``argv`` (a repro command) for the stage ``req`` describes
-        (experiment, name, kind, params, profile) in its image, with its resources."""
-        directives, res = self.directives(req["kind"], req["params"], log)
+    def script(self, experiment: str, name: str, kind: str, params: dict, profile: str, key: str,
+               runs: Path, log: Path, argv: list[str]) -> str:
+        """The job script running ``argv`` (a repro command) for stage ``name`` of ``kind`` in
+        its image, with its resources."""
+        directives, res = self.directives(kind, params, log)
         return SCRIPT.format(
-            name=req["name"], kind=req["kind"], experiment=req["experiment"], profile=req["profile"],
+            name=name, kind=kind, experiment=experiment, profile=profile,
             key=key, directives="\n".join(directives), gpus_per_node=res.gpus_per_node,
             setup="\n".join(self.settings.get("setup") or []),
-            command=self._in_runtime(image_role(req["kind"]), self._paths(runs)[1], argv))
+            command=self._in_runtime(image_role(kind), self._paths(runs)[1], argv))
 
     # ------------------------------------------------------------------ executor interface
 
     def probe(self, role: str) -> dict[str, Any]:
         if self.runtime == "host":
-            from repro.executors.local import probe
-
             return probe()  # the job's environment is this one, on a shared file system
         image = self.image(role)
         if image not in self._probes:
@@ -151,10 +152,10 @@ class SlurmExecutor(Executor):
 
     def run(self, job: StageJob) -> StageResult:
         req = job.request
-        write_json(job.build / REQUEST_FILE, req)
+        req.write(job.build / REQUEST_FILE, job.runs)
         logs = job.runs / "logs" / "slurm"
         logs.mkdir(parents=True, exist_ok=True)
-        log = (logs / f"{req['experiment']}.{req['name']}.{job.key[:12]}.log").resolve()
+        log = (logs / f"{req.experiment}.{req.name}.{job.key[:12]}.log").resolve()
         script = job.build / "stage.sbatch"
         script.write_text(self.render(job, log))
         job_id, returncode, stderr = self._submit(script)
@@ -162,11 +163,11 @@ class SlurmExecutor(Executor):
             tail = collections.deque(log.read_text(errors="replace").splitlines() if log.exists() else [],
                                      maxlen=int(self.settings.get("tail_lines", 30)))
             last = "\n".join(f"    {line}" for line in tail) or f"    {(stderr or '(no output)').strip()}"
-            raise StageFailed(f"stage {req['name']!r}: SLURM job {job_id or '(not submitted)'} "
+            raise StageFailed(f"stage {req.name!r}: SLURM job {job_id or '(not submitted)'} "
                               f"exit {returncode}; nothing was published; log {log}; last lines:\n{last}")
         result = take_result(job.build, cleanup=("stage.sbatch",))
         inside = result["observed"]
-        role = image_role(req["kind"])
+        role = image_role(req.kind)
         execution = {"executor": self.name, "runtime": self.runtime, "job_id": job_id,
                      "host": inside["host"], **observed_fields(inside), "log": log.name,
                      "accounting": self._sacct(job_id)}

@@ -18,18 +18,20 @@ so a ``kill -9`` of the run leaves no stage running behind it.
 from __future__ import annotations
 
 import ctypes
+import importlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
+import traceback
 from pathlib import Path
 
 from repro.errors import InputError, ReproError
-from repro.executors.base import StageFailed, StageJob, StageResult
-from repro.executors.local import LocalExecutor
-from repro.executors.request import REQUEST_FILE, take_result, write_json
+from repro.executors.base import StageFailed, StageJob
+from repro.executors.local import LocalExecutor, run_request
+from repro.stages.request import REQUEST_FILE, RESULT_FILE, StageRequest, StageResult, take_result, write_result
 
 Slot = tuple  # ("gpu", (0, 1)) or ("cpu", 0)
 KIND_MODULES = "REPRO_KIND_MODULES"  # extra modules declaring stage kinds, imported by workers
@@ -96,11 +98,11 @@ class WorkerExecutor(LocalExecutor):
         return [s for s, w in self.workers.items() if model and w.last_model == model and w.alive()]
 
     def run(self, job: StageJob) -> StageResult:
-        name = job.request["name"]
+        name = job.request.name
         slot = self.assigned.pop(name, None)
         if slot is None:  # a stored entry found broken while being served: rebuilt here, in order
             return super().run(job)
-        write_json(job.build / REQUEST_FILE, job.request)
+        job.request.write(job.build / REQUEST_FILE, job.runs)
         answer = self.workers[slot].ask((job.build / REQUEST_FILE).resolve())
         if answer is None:
             code = self.workers[slot].proc.wait()
@@ -151,13 +153,6 @@ class _Tracked(dict):
 
 def serve(runs: Path) -> None:
     """The worker's loop (``repro stage-worker``): one request path per line on stdin."""
-    import importlib
-    import traceback
-    from dataclasses import asdict
-
-    from repro.executors.local import run_request
-    from repro.executors.request import RESULT_FILE, read_request
-
     for module in filter(None, os.environ.get(KIND_MODULES, "").split(",")):
         importlib.import_module(module)
     channel = os.fdopen(os.dup(1), "w")
@@ -169,9 +164,7 @@ def serve(runs: Path) -> None:
         before = set(shared)
         shared.read.clear()
         try:
-            data = asdict(run_request(read_request(path), runs, shared))
-            data["observed"] = data.pop("execution")
-            write_json(path.parent / RESULT_FILE, data)
+            write_result(path.parent / RESULT_FILE, run_request(StageRequest.read(path, runs), shared))
             # what the stage loaded into this worker's cache, and what it found there already
             answer = {"ok": True, "loaded": len(set(shared) - before), "reused": len(before & shared.read)}
         except Exception as exc:  # noqa: BLE001 - reported to the runner, which fails the stage

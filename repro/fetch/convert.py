@@ -10,6 +10,7 @@ with a ``model.safetensors.index.json`` whose weight map points at the new names
 from __future__ import annotations
 
 import json
+import pickle
 import re
 from pathlib import Path
 
@@ -52,8 +53,6 @@ def _unshare(state: dict) -> dict:
 
 
 def load_bin(path: Path) -> dict:
-    import pickle
-
     import torch
 
     try:

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from repro.errors import InputError
+from repro.io import sha256_file
 from repro.provenance import pins
+from repro.provenance.digest import MAX_WORKERS
 
 REPO_TYPES = {"models": "model", "datasets": "dataset"}
 # download bookkeeping and VCS data are not part of a model or dataset
@@ -219,8 +221,6 @@ def list_tree(root: Path) -> list[str]:
 
 
 def sha256_many(root: Path, rels) -> dict[str, str]:
-    from repro.provenance.digest import MAX_WORKERS, sha256_file
-
     rels = list(rels)
     with ThreadPoolExecutor(max_workers=MAX_WORKERS) as pool:
         return dict(zip(rels, pool.map(lambda r: sha256_file(root / r), rels)))

@@ -12,7 +12,6 @@ touches the network. Members are read straight from the archive, each checked ag
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -21,6 +20,8 @@ import zipfile
 from pathlib import Path
 
 from repro.errors import InputError
+from repro.io import sha256_bytes, sha256_file
+from repro.provenance import pins
 
 KIND = "packages"
 CACHE_ENV = "REPRO_PACKAGE_CACHE"
@@ -40,19 +41,11 @@ def pip_command(entry: dict, dest: Path) -> list[str]:
             f"{entry['name']}=={entry['version']}", "--dest", str(dest)]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_file(path: Path, entry: dict, key: str) -> None:
     size = path.stat().st_size
     if size != entry["size"]:
         raise InputError(f"{path}: {size} bytes, manifest.lock packages.{key}.size pins {entry['size']}")
-    got = _sha256(path)
+    got = sha256_file(path)
     if got != entry["sha256"]:
         raise InputError(f"{path}: sha256 {got} != manifest.lock packages.{key}.sha256 {entry['sha256']}")
 
@@ -111,7 +104,7 @@ def read_members(path: Path, entry: dict, key: str, names: list[str]) -> dict[st
                 except KeyError:
                     raise InputError(f"{path}: member {name}: missing") from None
     for name, data in out.items():
-        got = hashlib.sha256(data).hexdigest()
+        got = sha256_bytes(data)
         if got != entry["members"][name]:
             raise InputError(f"{path}: member {name}: sha256 {got} != manifest.lock "
                              f"packages.{key}.members pin {entry['members'][name]}")
@@ -119,8 +112,6 @@ def read_members(path: Path, entry: dict, key: str, names: list[str]) -> dict[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    from repro.provenance import pins
-
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] != "download":
         print(__doc__.strip().splitlines()[-1].strip(), file=sys.stderr)

@@ -10,15 +10,17 @@ layout, and config/tokenizer/processor files copied from the first input.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import shutil
 from pathlib import Path
 from typing import Callable
 
 from repro.errors import InputError
-from repro.merge.stream import (FLOAT_DTYPES, INDEX_FILE, Checkpoint, bytes_to_tensor,
-                                check_same_layout, nbytes, sha256_bytes,
-                                write_safetensors)
+from repro.io import sha256_bytes
+from repro.merge.task_arithmetic import model_roles
+from repro.models.stream import (FLOAT_DTYPES, INDEX_FILE, Checkpoint, bytes_to_tensor, check_same_layout,
+                                 nbytes, write_safetensors)
 
 DEFAULT_FROZEN = ["vision_tower."]
 # files that make the output a loadable checkpoint; taken from the first input
@@ -199,15 +201,11 @@ def _ordered_inputs(ctx, method_name: str) -> dict[str, Path]:
         if extra:
             raise InputError(f"stage {ctx.name!r}: inputs: unexpected role(s) {extra}; linear takes a, b")
     else:
-        from repro.merge.task_arithmetic import model_roles
-
         roles = ["base", *model_roles(ctx.inputs)]
     return {role: ctx.input(role) for role in roles}
 
 
 def run_merge(ctx, method_name: str) -> None:
-    import importlib
-
     if method_name not in METHODS:
         raise InputError(f"params: method: {method_name!r}; known: {', '.join(METHODS)}")
     dirs = _ordered_inputs(ctx, method_name)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 
+from repro.errors import InputError
+
 LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
                   r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 NORMAL, CONTROL = 1, 3
@@ -30,7 +32,6 @@ def read_gguf_bpe(gguf_path) -> tuple[list[str], list[int], list[str], int, int]
     """(tokens, token types, merges, bos id, eos id) of a byte-level BPE ('gpt2') vocabulary GGUF."""
     from gguf import GGUFReader
 
-    from repro.errors import InputError
 
     fields = GGUFReader(str(gguf_path)).fields
     kind = fields["tokenizer.ggml.model"].contents() if "tokenizer.ggml.model" in fields else None
@@ -45,7 +46,6 @@ def llama3_files(gguf_path, max_length: int | None = None) -> dict[str, bytes]:
     """``tokenizer.json``, ``tokenizer_config.json`` and ``special_tokens_map.json``."""
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 
-    from repro.errors import InputError
 
     tokens, types, merges, bos_id, eos_id = read_gguf_bpe(gguf_path)
     unknown = sorted(set(types) - {NORMAL, CONTROL})

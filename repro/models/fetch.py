@@ -14,7 +14,10 @@ from pathlib import Path
 
 from repro.errors import InputError
 from repro.fetch import convert, hub
-from repro.models.card import REPRO_MODEL_FILE, write_model_card
+from repro.models.card import CONFIG_ARCHITECTURES, REPRO_MODEL_FILE, write_model_card
+from repro.models.images import IMAGE_PREPROCESSING
+from repro.models.templates import get_template
+from repro.provenance.digest import DIR_HASH, dir_hash
 
 KIND = "models"
 
@@ -60,7 +63,6 @@ def architecture(model_dir: Path) -> str:
         raise InputError(f"{path}: missing (not a Hugging Face checkpoint)") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
-    from repro.models.card import CONFIG_ARCHITECTURES
 
     archs = config.get("architectures") or []
     known = [CONFIG_ARCHITECTURES[a] for a in archs if a in CONFIG_ARCHITECTURES]
@@ -101,9 +103,6 @@ def tokenizer_as_written(out: Path) -> str | None:
 
 
 def _card(out: Path, arch: str, template: str | None, key: str) -> dict:
-    from repro.models.images import IMAGE_PREPROCESSING
-    from repro.models.templates import get_template
-
     if arch == "clip_vision":
         return {"architecture": arch}
     if not template:
@@ -119,8 +118,6 @@ def _card(out: Path, arch: str, template: str | None, key: str) -> dict:
 def fetch_model(ctx_out: Path, entry: dict, key: str, src: hub.Source, *, allow_pickle: bool,
                 template: str | None, log=None) -> dict:
     """Verify, link (and convert) ``src`` into ``ctx_out``; returns the dependency record."""
-    from repro.provenance.digest import DIR_HASH, dir_hash
-
     rels = hub.list_tree(src.root)
     keep, bins = _plan(src, rels, entry, allow_pickle)
     digests = hub.sha256_many(src.root, keep + bins)

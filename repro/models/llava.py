@@ -17,6 +17,7 @@ from typing import Any
 
 from repro.errors import InputError
 from repro.models.card import read_model_card, write_model_card
+from repro.models.images import IMAGE_PREPROCESSING
 from repro.models.saving import save_processing
 
 IMAGE_TOKEN = "<image>"
@@ -130,7 +131,6 @@ def build_llava(llm_dir: Path, *, vision: dict | Path, seed: int, dtype: str | N
     import torch
     from transformers import LlavaProcessor
 
-    from repro.models.images import IMAGE_PREPROCESSING
 
     if dtype not in (None, *DTYPES):
         raise InputError(f"assemble_llava: dtype: {dtype!r} is not one of {', '.join(DTYPES)}")

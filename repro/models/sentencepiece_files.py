@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 
+from repro.errors import InputError
+
 # Meta's tokenizer.model training settings, as printed from the released file by
 # karpathy/llama2.c doc/train_llama_tokenizer.md (same values in other public dumps). Every
 # field listed there is explicitly set (proto2 presence), which the serialised bytes depend on.
@@ -52,7 +54,6 @@ def model_from_gguf(gguf_path, spec_name: str) -> bytes:
     """A serialised ``ModelProto`` from a llama.cpp SentencePiece ('llama') vocabulary GGUF."""
     from gguf import GGUFReader
 
-    from repro.errors import InputError
 
     if spec_name not in TRAINER_SPECS:
         raise InputError(f"tokenizer: trainer_spec: {spec_name!r} is not one of {', '.join(TRAINER_SPECS)}")
@@ -83,8 +84,6 @@ def model_from_gguf(gguf_path, spec_name: str) -> bytes:
 
 
 def parse_model(data: bytes):
-    from repro.errors import InputError
-
     proto = _pb2().ModelProto()
     try:
         proto.ParseFromString(data)
@@ -168,8 +167,6 @@ def loader_configs(model: bytes, max_length: int | None = None) -> dict[str, byt
 def reference_cases(inp: bytes, out: bytes) -> list[tuple[str, list[int]]]:
     """llama.cpp's ``.gguf.inp``/``.gguf.out`` pairs (convert_hf_to_gguf_update.py writes each text
     followed by ``\\n__ggml_vocab_test__\\n``, and one line of ids per text, no BOS)."""
-    from repro.errors import InputError
-
     texts = inp.decode("utf-8").split("\n__ggml_vocab_test__\n")
     if texts and texts[-1] == "":
         texts.pop()

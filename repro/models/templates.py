@@ -15,11 +15,11 @@ end-of-sequence token), never the user turns.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 
 from repro.errors import InputError
+from repro.io import sha256_text
 
 IMAGE_TOKEN = "<image>"
 
@@ -67,7 +67,7 @@ class Template:
         fields = asdict(self)
         if self.system:  # the text itself, not only its name, decides the digest
             fields["system"] = self.system
-        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+        return sha256_text(json.dumps(fields, sort_keys=True))
 
     def describe(self) -> dict:
         """The protocol record of a template: name, system prompt (by name) and digest."""

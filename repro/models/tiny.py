@@ -10,14 +10,20 @@ reduced depth and width, with either a real tokenizer (input ``tokenizer``: a
 
 from __future__ import annotations
 
+import json
+import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from repro.data import open_dataset
 from repro.errors import InputError
 from repro.models.card import write_model_card
+from repro.models.llava import TINY_VISION_CONFIG, assemble_llava
 from repro.models.saving import save_processing
+from repro.models.templates import get_template
+from repro.models.tokenizer import train_tokenizer
 
 MIN_HEAD_DIM = 32  # vLLM's CPU attention backend rejects smaller head dims
 # What a reduced build keeps of each family (depth and width are params): the config class, the
@@ -68,9 +74,6 @@ def family_constants(fam: dict) -> dict[str, Any]:
 
 def copy_tokenizer(src: Path, out_dir: Path, max_length: int):
     """Copy a real tokenizer's files verbatim (re-saving would rewrite tokenizer.json) and load it."""
-    import json
-    import shutil
-
     from transformers import AutoTokenizer
 
     if not (Path(src) / "tokenizer.json").is_file():
@@ -95,8 +98,6 @@ def build_tiny_llm(out_dir: Path, texts: Iterable[str] | None, *, seed: int, hid
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from repro.models.templates import get_template
-    from repro.models.tokenizer import train_tokenizer
 
     get_template(template)  # fail early on an unknown template name
     if family is not None and family not in FAMILIES:
@@ -148,7 +149,6 @@ def stage_tokenizer_source(ctx) -> tuple[Path | None, list[str] | None, dict[str
         ctx.protocol("tokenizer", notice.read_text().splitlines()[0].lstrip("# ") if notice.is_file()
                      else f"input tokenizer {src.name}")
         return src, None, {}
-    from repro.data import open_dataset
 
     dataset = open_dataset(ctx.input("corpus"))
     texts = list(dataset.texts())
@@ -183,8 +183,6 @@ def make_tiny_llava(out_dir: Path, seed: int = 0, texts: Iterable[str] | None = 
 
     Returns ``assemble_llava``'s record (token ids, vocab sizes, image tokens per image).
     """
-    from repro.models.llava import TINY_VISION_CONFIG, assemble_llava
-
     with tempfile.TemporaryDirectory(prefix="tiny_llm_") as tmp:
         build_tiny_llm(Path(tmp), list(texts) if texts is not None else _DEFAULT_TEXTS,
                        seed=seed, template=template)

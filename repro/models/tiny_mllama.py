@@ -20,6 +20,7 @@ from repro.errors import InputError
 from repro.models.card import write_model_card
 from repro.models.saving import save_processing
 from repro.models.tiny import FAMILIES, check_shape, copy_tokenizer, family_constants, stage_tokenizer_source
+from repro.models.tokenizer import train_tokenizer
 
 IMAGE_TOKEN = "<|image|>"
 TINY_VISION = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_global_layers": 1,
@@ -40,10 +41,8 @@ def build_tiny_mllama(out_dir: Path, texts: list[str] | None, *, seed: int, text
                       cross_attention_layers: list[int], vision: dict,
                       tokenizer_dir: Path | None = None, vocab_size: int = 512) -> dict[str, Any]:
     import torch
-    from transformers import (MllamaConfig, MllamaForConditionalGeneration, MllamaImageProcessor,
-                              MllamaProcessor)
+    from transformers import MllamaConfig, MllamaForConditionalGeneration, MllamaImageProcessor, MllamaProcessor
 
-    from repro.models.tokenizer import train_tokenizer
 
     fam = FAMILIES["llama3"]
     check_shape(text["hidden_size"], text["num_attention_heads"], fam["kv_group"])

@@ -10,47 +10,17 @@ what changed between two keys, for ``repro status``.
 from __future__ import annotations
 
 import functools
-import hashlib
-import subprocess
-from pathlib import Path
 from typing import Any
 
 from repro.provenance.digest import dir_digest, sha256_json
-from repro.provenance.system import environment_fingerprint
+from repro.provenance.system import code_fingerprint, environment_fingerprint
 
 KEY_SCHEMA = 1
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 # No stage kind is uncacheable today: every stage is a pure function of its key components.
 UNCACHEABLE_KINDS: frozenset[str] = frozenset()
 # Params that change how a stage reports progress, never what it computes: left out of the key.
 # (``launch`` stays in: it sets the world size, which changes the effective batch.)
 EXECUTION_ONLY_PARAMS: frozenset[str] = frozenset({"log_every"})
-
-
-@functools.lru_cache(maxsize=1)
-def code_fingerprint() -> str:
-    """sha256 over every source and data file of the package (coarse: any edit re-runs all)."""
-    h = hashlib.sha256()
-    files = sorted(p for p in PACKAGE_ROOT.rglob("*")
-                   if p.is_file() and p.suffix in {".py", ".yaml", ".yml", ".json", ".txt"}
-                   and "__pycache__" not in p.parts)
-    for p in files:
-        h.update(p.relative_to(PACKAGE_ROOT).as_posix().encode() + b"\0")
-        h.update(hashlib.sha256(p.read_bytes()).digest())
-    return h.hexdigest()
-
-
-@functools.lru_cache(maxsize=1)
-def git_revision() -> dict[str, Any]:
-    root = PACKAGE_ROOT.parent
-    try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=10).stdout.strip() or None
-        dirty = bool(subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "repro"],
-                                    capture_output=True, text=True, timeout=10).stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": dirty if commit else None}
 
 
 @functools.lru_cache(maxsize=1)

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
+import subprocess
 import threading
 import time
 import uuid
@@ -27,12 +29,15 @@ from pathlib import Path
 
 from repro.config.schema import CPU_PROFILES
 from repro.errors import InputError
-from repro.executors.request import now
 from repro.executors.resources import GpuPool, stage_resources
+from repro.io import timestamp
 from repro.pipeline import cache
 from repro.pipeline.diskfull import writing
-from repro.pipeline.store import RESERVED
+from repro.pipeline.estimates import estimate
+from repro.pipeline.runner import key_components
 from repro.pipeline.schedule import pick, priority_order
+from repro.pipeline.store import RESERVED
+from repro.pipeline.wallclock import stage_hours
 from repro.provenance.record import output_digest
 
 ON_FAILURE = ("finish", "cancel")
@@ -40,9 +45,6 @@ ON_FAILURE = ("finish", "cancel")
 
 def visible_gpus() -> list[int]:
     """GPU indices this process may use: ``CUDA_VISIBLE_DEVICES`` (numeric), else ``nvidia-smi -L``."""
-    import shutil
-    import subprocess
-
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
     if env is not None:
         return [int(g) for g in env.split(",") if g.strip().isdigit()]
@@ -68,8 +70,6 @@ def _hours(exp) -> dict[str, float]:
     """Per stage, the cost model's hours (paper profile): the priority of the longest path."""
     if exp.profile in CPU_PROFILES:
         return {}
-    from repro.report.estimates import estimate
-    from repro.report.wallclock import stage_hours
 
     return {n: stage_hours(estimate(exp, s).gpu_hours, stage_resources(s.kind, s.params, exp.profile))
             for n, s in exp.stages.items()}
@@ -103,8 +103,6 @@ class Scheduler:
 
     def _key(self, name: str, digests: dict) -> str:
         if name not in self.keys:
-            from repro.pipeline.runner import key_components
-
             spec = self.exp.stages[name]
             comps, _ = key_components(self.runner.executor, spec, {r: digests[u] for r, u in spec.inputs.items()})
             self.keys[name] = cache.stage_key(comps)
@@ -161,7 +159,7 @@ class Scheduler:
         removed = runner.store.clean_stale_builds()
         if removed:
             self.echo(f"removed {removed} half-built stage(s) left by an interrupted run")
-        started, invocation = now(), uuid.uuid4().hex
+        started, invocation = timestamp(), uuid.uuid4().hex
         runner._keys = {}
         waiting = {n: set(s.inputs.values()) for n, s in exp.stages.items()}
         digests: dict[str, str] = {}

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from repro.pipeline.graph import topological_order
+from repro.config.graph import topological_order
 from repro.pipeline.status import key_reasons
 from repro.pipeline.store import Store
 from repro.report.report import read_manifest

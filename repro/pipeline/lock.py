@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from repro.errors import ReproError
+from repro.pipeline.diskfull import writing
 
 
 class RunsDirBusy(ReproError):
@@ -42,7 +43,6 @@ class RunLock:
                 f"{self.path.parent}: in use by another repro run (pid {holder.get('pid', '?')} on "
                 f"host {holder.get('host', '?')}, started {holder.get('started', '?')}); wait for it "
                 f"or use another --runs-dir") from None
-        from repro.pipeline.diskfull import writing
 
         try:
             with writing("the run lock's holder record", self.path):

@@ -22,13 +22,15 @@ from typing import Callable
 from repro.config.schema import Experiment, StageSpec
 from repro.errors import InputError
 from repro.executors.base import Executor, StageJob, image_role
-from repro.executors.request import make_request, now
+from repro.executors.local import LocalExecutor, machine
+from repro.io import NotRegularFile, read_json, sha256_file, timestamp, write_json_atomic
 from repro.pipeline import cache
 from repro.pipeline.diskfull import writing
 from repro.pipeline.store import RESERVED, Store
 from repro.provenance import pins
-from repro.provenance.digest import DIR_HASH, digest_tree, sha256_file, sha256_json
-from repro.provenance.record import output_digest, seal, stage_statement, write_json_atomic
+from repro.provenance.digest import DIR_HASH, digest_tree, sha256_json
+from repro.provenance.record import output_digest, seal, stage_statement
+from repro.stages.request import StageRequest
 
 
 @dataclass
@@ -52,8 +54,6 @@ def key_components(executor: Executor, spec: StageSpec, inputs: dict[str, str]) 
 class Runner:
     def __init__(self, runs_dir: Path, echo: Callable[[str], None] = print,
                  executor: Executor | None = None):
-        from repro.executors.local import LocalExecutor
-
         self.store = Store(runs_dir)
         self.echo = echo
         self.executor = executor or LocalExecutor()
@@ -76,8 +76,6 @@ class Runner:
 
     def system(self) -> tuple[dict, str]:
         if self._system is None:
-            from repro.executors.local import machine
-
             system = machine()[0]  # described once per process (stages run here share it)
             self._system = (system, self.store.save_system(system))
         return self._system
@@ -94,7 +92,7 @@ class Runner:
         removed = self.store.clean_stale_builds()
         if removed:
             self.echo(f"removed {removed} half-built stage(s) left by an interrupted run")
-        started, invocation = now(), uuid.uuid4().hex
+        started, invocation = timestamp(), uuid.uuid4().hex
         self._keys = {}
         digests: dict[str, str] = {}
         entries: dict[str, dict] = {}
@@ -136,10 +134,10 @@ class Runner:
             out = build / "out"
             out.mkdir(exist_ok=True)
             scratch = self.store.scratch(key)
-            request = make_request(
+            request = StageRequest(
                 experiment=exp.name, name=spec.name, kind=spec.kind, params=dict(spec.params),
                 inputs={role: self.store.out(self._key_of(up)) for role, up in spec.inputs.items()},
-                out=out, seed=spec.seed, profile=exp.profile, scratch=scratch, runs=self.store.root)
+                out=out, seed=spec.seed, profile=exp.profile, scratch=scratch)
             with writing(f"stage {spec.name!r} ({spec.kind}): its outputs or checkpoints", out, scratch):
                 result = self.executor.run(StageJob(request=request, build=build, runs=self.store.root,
                                                     key=key, echo=self.echo, shared=self.shared))
@@ -194,8 +192,6 @@ class Runner:
 
     def _write_manifest(self, exp: Experiment, entries: dict, started: str, invocation: str,
                         overrides: tuple[str, ...]) -> Path:
-        from repro.provenance.record import read_json
-
         results = {}
         for name, entry in entries.items():
             metrics = self.store.root / entry["output"] / "metrics.json"
@@ -211,7 +207,7 @@ class Runner:
             "results": results, "result_stages": list(exp.results),
             "system": system, "system_sha256": system_sha,
             "lock": {"sha256": self.lock_sha256},
-            "invocation": {"id": invocation, "startedOn": started, "finishedOn": now()},
+            "invocation": {"id": invocation, "startedOn": started, "finishedOn": timestamp()},
         })
         path = self.store.root / exp.name / "manifest.json"
         with writing(f"the manifest of {exp.name!r}", path):
@@ -227,8 +223,6 @@ class Runner:
 
 def _output_files(stage: str, out: Path) -> dict[str, str]:
     """The digests of what a stage wrote; only plain files and folders may be published."""
-    from repro.provenance.digest import NotRegularFile
-
     try:
         return digest_tree(out)
     except NotRegularFile as exc:

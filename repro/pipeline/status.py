@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from repro.config.schema import Experiment
+from repro.executors.local import LocalExecutor
+from repro.io import read_json
 from repro.pipeline import cache
+from repro.pipeline.runner import key_components
 from repro.pipeline.store import Store
-from repro.provenance.record import output_digest, read_json
+from repro.provenance.record import output_digest
 
 
 @dataclass
@@ -28,9 +31,6 @@ class StageStatus:
 
 def experiment_status(exp: Experiment, runs_dir: Path, executor=None) -> list[StageStatus]:
     """``executor``: where the stages would run (its probe keys them); this process by default."""
-    from repro.executors.local import LocalExecutor
-    from repro.pipeline.runner import key_components
-
     executor = executor or LocalExecutor()
     store = Store(runs_dir)
     manifest_path = runs_dir / exp.name / "manifest.json"

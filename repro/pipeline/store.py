@@ -27,7 +27,8 @@ from pathlib import Path
 from repro.errors import InputError
 from repro.pipeline.cache import key_problem
 from repro.provenance.digest import DigestCache, digest_tree, sha256_json
-from repro.provenance.record import read_json, statement_problem, subject_files, write_json_atomic
+from repro.io import read_json, write_json_atomic
+from repro.provenance.record import statement_problem, subject_files
 
 RESERVED = {"store", "scratch", "systems"}
 

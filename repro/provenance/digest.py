@@ -17,7 +17,6 @@ on large buffers). An interrupt (Ctrl-C, SIGTERM) stops every worker within one 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import stat
@@ -26,79 +25,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-from repro.errors import InputError
+from repro.io import NotRegularFile, file_kind, read_regular, sha256_bytes, sha256_file, write_json_atomic
 
 # The DigestSet key of a directory digest: the algorithm's name in in-toto/attestation
 # spec/v1/digest_set.md and in its Go and Rust validators (go/v1/resource_descriptor.go). The
 # spec's example still says "dirHash1", which this kit wrote until now: read, never written.
 DIR_HASH = "dirHash"
 LEGACY_DIR_HASH = "dirHash1"
-CHUNK = 8 << 20  # 8 MiB reads keep syscall overhead negligible against hashing
 MAX_WORKERS = max(2, min(8, os.cpu_count() or 2))
-_KINDS = {stat.S_IFLNK: "a symbolic link", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket",
-          stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device", stat.S_IFDIR: "a directory"}
-
-
-class NotRegularFile(InputError):
-    """A path that must be a plain file (or a plain directory) is something else."""
-
-    def __init__(self, path, kind: str, expected: str = "only plain files are accepted"):
-        super().__init__(f"{path}: is {kind}; {expected}")
-        self.path, self.kind = str(path), kind
-
-
-class _Stopped(Exception):
-    """A hashing worker stopped because its caller was interrupted (the caller's exception wins)."""
-
-
-def _kind(mode: int) -> str:
-    return _KINDS.get(stat.S_IFMT(mode), "not a regular file")
-
-
-def open_regular(path: Path, follow: bool = True) -> int:
-    """A read-only descriptor of ``path``, refused unless it is a regular file. Non-blocking
-    open: opening a FIFO returns at once instead of waiting for a writer. ``follow=False``
-    refuses a symlink too (O_NOFOLLOW)."""
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-    if not follow:
-        flags |= os.O_NOFOLLOW
-    try:
-        fd = os.open(path, flags)
-    except OSError:
-        if not follow and os.path.islink(path):
-            raise NotRegularFile(path, "a symbolic link") from None
-        raise
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        raise NotRegularFile(path, _kind(mode))
-    return fd
-
-
-def read_regular(path: Path, follow: bool = True) -> bytes:
-    fd = open_regular(path, follow)
-    with os.fdopen(fd, "rb") as fh:
-        return fh.read()
-
-
-def sha256_file(path: Path, stop: threading.Event | None = None, follow: bool = True) -> str:
-    h = hashlib.sha256()
-    fd = open_regular(path, follow)
-    with os.fdopen(fd, "rb", buffering=0) as fh:
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
-        while True:
-            if stop is not None and stop.is_set():
-                raise _Stopped
-            n = fh.readinto(buf)
-            if not n:
-                break
-            h.update(view[:n])
-    return h.hexdigest()
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def canonical_json(obj) -> bytes:
@@ -118,7 +52,7 @@ def list_files(root: Path) -> list[str]:
     """
     mode = os.lstat(root).st_mode
     if not stat.S_ISDIR(mode):
-        raise NotRegularFile(root, _kind(mode), "expected a plain directory")
+        raise NotRegularFile(root, file_kind(mode), "expected a plain directory")
     out: list[str] = []
     pending = [("", str(root))]
     while pending:
@@ -131,7 +65,7 @@ def list_files(root: Path) -> list[str]:
                 elif entry.is_file(follow_symlinks=False):
                     out.append(sub)
                 else:
-                    raise NotRegularFile(entry.path, _kind(entry.stat(follow_symlinks=False).st_mode))
+                    raise NotRegularFile(entry.path, file_kind(entry.stat(follow_symlinks=False).st_mode))
     return sorted(out, key=lambda p: p.encode())
 
 
@@ -172,8 +106,6 @@ class DigestCache:
         return digest
 
     def save(self) -> None:
-        from repro.provenance.record import write_json_atomic
-
         if self.path and self._dirty:
             write_json_atomic(self.path, self._data, indent=None)
             self._dirty = False

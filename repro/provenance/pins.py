@@ -27,8 +27,9 @@ from pathlib import Path
 
 import yaml
 
+from repro import yamlio
 from repro.errors import InputError
-from repro.provenance.digest import sha256_file
+from repro.io import sha256_file, write_text_atomic
 
 SCHEMA = 1
 KINDS = ("images", "python_locks", "models", "datasets")
@@ -213,10 +214,9 @@ def validate_lock(lock, path="manifest.lock") -> dict:
 
 def load_lock(path=None) -> dict:
     """Safe-load and validate manifest.lock (default: `lock_path()`)."""
-    from repro.config.load import read_yaml
-
     path = Path(path) if path is not None else lock_path()
-    lock = read_yaml(path)
+    # PyYAML's own types (YAML 1.1), bounded: unquoted hex revisions stay strings as they always were
+    lock = yamlio.read_yaml(path, loader_class=yaml.SafeLoader)
     return validate_lock(lock, path)
 
 
@@ -229,9 +229,7 @@ def dump_lock(lock: dict) -> str:
 def write_lock(lock: dict, path=None) -> Path:
     path = Path(path) if path is not None else lock_path()
     validate_lock(lock, path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(dump_lock(lock), encoding="utf-8")
-    tmp.replace(path)  # atomic: a reader never sees half a lock
+    write_text_atomic(path, dump_lock(lock))  # a reader never sees half a lock
     return path
 
 
@@ -357,9 +355,7 @@ def sync_build_files(lock: dict, root: Path | None = None) -> list[Path]:
     changed = []
     for path, (text, new) in build_file_texts(lock, root or repo_root()).items():
         if text != new:
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(new)
-            tmp.replace(path)
+            write_text_atomic(path, new)
             changed.append(path)
     return changed
 

@@ -12,15 +12,10 @@ Provenance v1 types it (slsa-framework/slsa spec/build-provenance.md, "Builder")
 
 from __future__ import annotations
 
-import json
-import os
-import threading
-from pathlib import Path
 from typing import Any
 
 from repro import __version__
-from repro.errors import InputError
-from repro.provenance.digest import DIR_HASH, dir_digest, dir_hash, read_regular, sha256_json
+from repro.provenance.digest import DIR_HASH, dir_digest, dir_hash, sha256_json
 from repro.provenance.purl import image_uri, is_image_file, split_image_ref
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -150,46 +145,6 @@ def verdict_configuration(strict: bool, lock_sha256: str | None) -> list[dict]:
     if lock_sha256:
         conf.append({"name": "manifest.lock", "digest": {"sha256": lock_sha256}})
     return conf
-
-
-def write_json_atomic(path: Path, obj: Any, indent: int | None = 2) -> None:
-    """Write JSON so the file appears complete or not at all (temp file, fsync, rename)."""
-    # one temp name per process and thread: the concurrent scheduler's threads may write the same
-    # record (the system description) at once, and each rename must find its own file
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    data = json.dumps(obj, indent=indent, sort_keys=True, ensure_ascii=False) + "\n"
-    try:
-        with open(tmp, "w") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        if exc.filename:
-            raise
-        # write/fsync errors (ENOSPC) name no file; add it so the one-line message says where
-        raise OSError(exc.errno, exc.strerror, str(path)) from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def read_json(path: Path, follow: bool = True) -> Any:
-    """Parse a JSON record; a one-line ``InputError`` naming the file when it is missing, not a
-    regular file (a FIFO never blocks: ``read_regular``), not UTF-8, not JSON or nested too
-    deeply for the parser. ``follow=False`` refuses a symlink (store entries)."""
-    try:
-        data = read_regular(path, follow)
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    try:
-        return json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    except RecursionError:
-        raise InputError(f"{path}: not valid JSON (nested too deeply)") from None
-    except ValueError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc.__class__.__name__})") from None
 
 
 def _at(obj: Any, path: str, kind: type) -> Any:

@@ -23,13 +23,14 @@ written anywhere. Envelopes name the public key by its securesystemslib key id.
 from __future__ import annotations
 
 import base64
-import hashlib
+import importlib
 import json
 import os
 from pathlib import Path
 
 from repro.errors import InputError
-from repro.provenance.record import read_json, subject_files, write_json_atomic
+from repro.io import read_json, sha256_bytes, write_json_atomic
+from repro.provenance.record import subject_files
 
 KEY_ENV = "REPRO_SIGNING_KEY"
 PASSWORD_ENV = "REPRO_SIGNING_KEY_PASSWORD"
@@ -46,8 +47,6 @@ def envelope_path(path: Path) -> Path:
 
 
 def _need(module: str):
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError:
@@ -99,7 +98,7 @@ def load_public_key(path: Path):
 
 def public_key_hint(pub_pem: bytes) -> str:
     """How a model-signing bundle names its key: sha256 of the public key's PEM."""
-    return hashlib.sha256(pub_pem).hexdigest()
+    return sha256_bytes(pub_pem)
 
 
 class Signer:

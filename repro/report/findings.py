@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 from repro.errors import InputError
-from repro.provenance.record import write_json_atomic
+from repro.io import write_json_atomic, write_text_atomic
 
 # Margins (absolute, on fractions). Tiny evaluation sets are small (WildJailbreak: 30 harmful + 9
 # benign prompts; MME 20 items): one item moves a rate by 0.02-0.11, so margins span several items.
@@ -195,7 +195,5 @@ def write(out_dir: Path, profile: str, measured: dict[int, dict]) -> tuple[Path,
                                                    "scores": {str(k): v for k, v in measured.items()},
                                                    "findings": found})
     md = out_dir / "findings.md"
-    tmp = md.with_name(".findings.md.tmp")
-    tmp.write_text(render(profile, measured, found))
-    tmp.replace(md)
+    write_text_atomic(md, render(profile, measured, found))
     return md, found

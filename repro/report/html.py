@@ -23,9 +23,10 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from repro.io import sha256_bytes, write_bytes_atomic
 from repro.report import report as md
 from repro.report.agreement import confusion_text, fmt_kappa, fmt_rate
-from repro.report.browser import prune, write_atomic, write_browser_data
+from repro.report.browser import prune, write_browser_data
 from repro.report.tables import fmt, undefined_cells, units_note
 from repro.stages import KINDS
 
@@ -149,7 +150,7 @@ def verification(exp_dir: Path) -> dict[str, Any]:
         statement = json.loads((exp_dir / "verification.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return {"result": "NOT VERIFIED", "current": False, "warned": [], "failed": [], "passed": 0}
-    digest = hashlib.sha256((exp_dir / "manifest.json").read_bytes()).hexdigest()
+    digest = sha256_bytes((exp_dir / "manifest.json").read_bytes())
     subject = ((statement.get("subject") or [{}])[0].get("digest") or {}).get("sha256")
     pred = statement.get("predicate") or {}
     return {"result": pred.get("result", "?"), "current": subject == digest, "passed": len(pred.get("passedTests") or []),
@@ -238,6 +239,6 @@ def write_html(exp_dir: Path) -> Path:
     manifest = md.read_manifest(exp_dir)
     index, used = write_browser_data(exp_dir, manifest)
     path = exp_dir / HTML
-    write_atomic(path, render_html(manifest, exp_dir, index).encode("utf-8"))
+    write_bytes_atomic(path, render_html(manifest, exp_dir, index).encode("utf-8"))
     prune(exp_dir, index, used)
     return path

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from repro.errors import InputError
 
 REFERENCES_FILE = Path(__file__).with_name("references.yaml")
@@ -12,8 +14,6 @@ SOURCE_FIELDS = ("paper", "table", "row", "column")
 
 
 def load_references(path: Path = REFERENCES_FILE) -> list[dict]:
-    import yaml
-
     data = yaml.safe_load(path.read_text()) or {}
     refs = data.get("references") or []
     for i, ref in enumerate(refs):

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from repro.errors import InputError
-from repro.report.browser import write_atomic
+from repro.io import write_bytes_atomic
 from repro.report.references import load_references, reference_for
 from repro.stages import KINDS
 
@@ -195,5 +195,5 @@ def write_report(exp_dir: Path) -> Path:
     exp_dir = Path(exp_dir)
     manifest = read_manifest(exp_dir)
     path = exp_dir / REPORT
-    write_atomic(path, render_report(manifest, exp_dir.parent).encode("utf-8"))
+    write_bytes_atomic(path, render_report(manifest, exp_dir.parent).encode("utf-8"))
     return path

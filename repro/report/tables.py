@@ -23,6 +23,7 @@ import re
 from pathlib import Path
 
 from repro.errors import InputError
+from repro.report.figures import draw
 from repro.report.references import load_references, reference_for
 from repro.report.samples import row_label
 
@@ -188,8 +189,6 @@ def to_latex(table: dict) -> str:
 
 # ------------------------------------------------------------------ the stage
 def table_stage(ctx) -> None:
-    from repro.report.figures import draw
-
     table = build_table(ctx)
     (ctx.out / "table.json").write_text(json.dumps(table, indent=2, sort_keys=True) + "\n")
     (ctx.out / "table.md").write_text(to_markdown(table))

@@ -10,6 +10,7 @@ list``/``status``/``plan`` never import torch. ``describe(kind)`` returns the de
 from __future__ import annotations
 
 from repro.registry import Registry
+from repro.stages import analyse, data, evaluate, merge, models, report, train
 from repro.stages.kind import Kind
 
 STAGE_KINDS = Registry("stage kind")
@@ -34,8 +35,6 @@ def describe(name: str) -> Kind:
 
 
 def _declare_all() -> None:
-    from repro.stages import analyse, data, evaluate, merge, models, report, train
-
     for module in (data, models, train, merge, analyse, evaluate, report):
         declare(*module.KINDS)
 

@@ -27,7 +27,7 @@ from repro.errors import InputError
 REQUIRED = object()  # a Param default: the stage must set it
 IMAGES = ("train", "eval")  # which pinned image runs the kind (docs/executors.md)
 GPUS = ("none", "one", "launch")  # none; one GPU; as many as the `launch` config says
-COSTS = ("train", "evaluate", "filter", "forward")  # the cost models of repro/report/estimates.py
+COSTS = ("train", "evaluate", "filter", "forward")  # the cost models of repro/pipeline/estimates.py
 _BOUNDS = re.compile(r"^\s*(?:(>=|>|<=|<)\s*(-?[\d.e+-]+)|([\[(])\s*(-?[\d.e+-]+)\s*,\s*(-?[\d.e+-]+)\s*([\])]))\s*$")
 _TYPE_NAMES = {bool: "true/false", int: "an integer", float: "a number", str: "a string",
                list: "a list", dict: "a mapping"}

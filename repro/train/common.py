@@ -1,7 +1,7 @@
 """The training driver shared by ``train/text_sft`` and ``train/vl_adapt``.
 
 We use transformers' ``Trainer`` rather than TRL's ``SFTTrainer``: our inputs are already
-tokenised with the label mask taken from the recorded chat template (``repro.train.tokenize``),
+tokenised with the label mask taken from the recorded chat template (``repro.models.tokenize``),
 which SFTTrainer would re-derive from its own chat-template handling; ``Trainer`` adds no
 processing of its own, so the mask the model trains on is exactly the one we test.
 
@@ -18,10 +18,9 @@ rerun resumes from the newest checkpoint whose record verifies (``repro/train/re
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
+import math
 import re
 import shutil
 import tempfile
@@ -31,11 +30,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from repro.errors import InputError
+from repro.io import link_or_copy, sha256_text
 from repro.models.card import write_model_card
+from repro.models.collate import ConversationCollator, TokenizedDataset
 from repro.models.saving import save_processing
-from repro.train.collate import ConversationCollator, TokenizedDataset
+from repro.models.templates import get_template
+from repro.models.tokenize import MASK_POLICY, TRUNCATION_POLICY, TokenizedSample
+from repro.provenance.digest import digest_tree
 from repro.train.resume import latest_checkpoint, record_complete
-from repro.train.tokenize import TokenizedSample
 
 log = logging.getLogger("repro.train")
 MODEL_FILES = re.compile(r"^(config\.json|generation_config\.json|model.*\.safetensors(\.index\.json)?)$")
@@ -96,18 +98,10 @@ def scrub_config(model_dir: Path) -> None:
     path.write_text(json.dumps(scrub(json.loads(path.read_text())), indent=2, sort_keys=True) + "\n")
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)  # checkpoints of a 7B model are large; a hard link costs nothing
-    except OSError:
-        shutil.copyfile(src, dst)
-
-
 def _export_callback(job: TrainJob, export_dir: Path, save_steps: int | None, keep: int | None,
                      exports: dict[str, dict[str, str]]):
     from transformers import TrainerCallback
 
-    from repro.provenance.digest import digest_tree
 
     class ExportCheckpoints(TrainerCallback):
         """Copy each kept checkpoint's model into ``exports/step-N`` (atomically, via rename),
@@ -200,7 +194,7 @@ def consumed_order(trainer, steps: int) -> list[int]:
 
 
 def order_digest(ids: list[str]) -> str:
-    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
+    return sha256_text("\n".join(ids))
 
 
 def trainable_by_group(model, group_of: Callable[[str], str]) -> dict[str, dict[str, int]]:
@@ -318,8 +312,6 @@ def run_training(args, job: TrainJob, work: Path, out: Path, params: dict[str, A
 
 def check_finite(log_history: list[dict], model, learning_rate: float) -> None:
     """A diverged run (a non-finite loss or weight) fails the stage instead of publishing."""
-    import math
-
     bad = next(((e["step"], e["loss"]) for e in log_history
                 if "loss" in e and not math.isfinite(e["loss"])), None)
     if bad is not None:
@@ -344,27 +336,10 @@ def _write_output(job: TrainJob, export_dir: Path, exports: list[str], out: Path
         dst = out / "checkpoints" / step_dir.name
         dst.mkdir(parents=True)
         for f in sorted(step_dir.iterdir()):
-            _link_or_copy(f, dst / f.name)
-
-
-def load_conversations(data_dir: Path, split: str | None) -> list:
-    """The dataset's records, which must all be ``ConversationSample``."""
-    from repro.data import open_dataset
-    from repro.data.records import ConversationSample
-
-    records = open_dataset(data_dir).records(split)
-    wrong = next((r for r in records if not isinstance(r, ConversationSample)), None)
-    if wrong is not None:
-        raise InputError(f"{data_dir}: records: {type(wrong).__name__} found; SFT needs conversations")
-    if not records:
-        raise InputError(f"{data_dir}: records: none (split {split!r})")
-    return records
+            link_or_copy(f, dst / f.name)
 
 
 def protocol_record(ctx, template: str, params: dict[str, Any], extra: dict[str, Any]) -> None:
-    from repro.models.templates import get_template
-    from repro.train.tokenize import MASK_POLICY, TRUNCATION_POLICY
-
     ctx.protocol("chat_template", get_template(template).describe())
     ctx.protocol("label_mask", MASK_POLICY)
     ctx.protocol("truncation", TRUNCATION_POLICY)

@@ -28,7 +28,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from repro.data import load_typed
+from repro.data.records import PreferencePair
 from repro.errors import InputError
+from repro.models.card import read_model_card
+from repro.models.images import open_image, prepare_image
+from repro.models.llava import _rename_vision_keys, load_llava
+from repro.models.templates import IMAGE_TOKEN, get_template, prompt_text
+from repro.models.tokenize import image_tokens_of
+from repro.train.common import TrainJob, _trainer_class, protocol_record, quiet_libraries, run_training, work_dir
+from repro.train.launch import maybe_launch
+from repro.train.mix import load_mixture
+from repro.train.pairs import PAIR_SELECTIONS, check_selection, selecting_loader
+from repro.train.trainer_args import check_global_batch, read_params, training_arguments
+from repro.train.vl_adapt import freeze_for_mode, group_of
 
 # Defaults (the paper's DPO recipe; beta 0.1, which the paper does not state, is TRL's and the DPO
 # paper's; 64 pairs whose reward margin is measured after training) are declared with the kind:
@@ -38,23 +51,12 @@ LOSS_TYPE = "sigmoid"  # the original DPO loss
 
 def load_pairs(data_dir: Path, split: str | None) -> list:
     """The dataset's records, which must all be ``PreferencePair``."""
-    from repro.data import open_dataset
-    from repro.data.records import PreferencePair
-
-    records = open_dataset(data_dir).records(split)
-    wrong = next((r for r in records if not isinstance(r, PreferencePair)), None)
-    if wrong is not None:
-        raise InputError(f"{data_dir}: records: {type(wrong).__name__} found; DPO needs preference pairs")
-    if not records:
-        raise InputError(f"{data_dir}: records: none (split {split!r})")
-    return records
+    return load_typed(data_dir, split, PreferencePair, "DPO needs preference pairs")
 
 
 def render_pair(pair, template: str, strip_bos: bool) -> dict[str, Any]:
     """One TRL row. ``strip_bos``: the tokenizer adds bos itself (TRL's text path tokenises with
     special tokens), so the template's literal bos is left out to keep exactly one."""
-    from repro.models.templates import get_template, prompt_text
-
     t = get_template(template)
     prompt = prompt_text(t, pair.prompt, with_image=pair.image is not None)
     if strip_bos and prompt.startswith(t.bos):
@@ -114,8 +116,6 @@ class ImageFileCollator:
         self.inner = DataCollatorForVisionPreference(processor=self._tokenizing, max_length=max_length)
 
     def __call__(self, examples: list[dict]) -> dict:
-        from repro.models.images import open_image, prepare_image
-
         rows = [{"prompt": ex["prompt"], "chosen": ex["chosen"], "rejected": ex["rejected"],
                  "images": [prepare_image(open_image(Path(p)), self.processor.image_processor)
                             for p in ex["images"]]} for ex in examples]
@@ -126,9 +126,6 @@ class ImageFileCollator:
 def drop_long_prompts(rows: list[dict], processor, max_length: int) -> tuple[list[dict], int]:
     """Image-path rows whose prompt (image tokens expanded, as the processor does) is shorter than
     ``max_length``, and how many were dropped: keep_start truncation then cuts completions only."""
-    from repro.models.templates import IMAGE_TOKEN
-    from repro.train.tokenize import image_tokens_of
-
     image = image_tokens_of(processor)
     tokenizer = processor.tokenizer
     kept = [row for row in rows if len(tokenizer(row["prompt"].replace(IMAGE_TOKEN, image.token * image.count),
@@ -164,8 +161,6 @@ def _load(card: dict, model_dir: Path, dtype: str):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if card["architecture"] == "llava":
-        from repro.models.llava import _rename_vision_keys, load_llava
-        from repro.train.vl_adapt import freeze_for_mode, group_of
 
         model, processor = load_llava(model_dir, dtype=dtype)
         ref, _ = load_llava(model_dir, dtype=dtype)
@@ -202,7 +197,6 @@ def _dpo_trainer_factory(job_parts: dict, rows: list[dict], vision: bool, max_le
         from datasets import Dataset
         from trl import DPOTrainer
 
-        from repro.train.common import _trainer_class
 
         trainer = _trainer_class(DPOTrainer)(
             model=job_parts["model"], ref_model=job_parts["ref"], args=args,
@@ -218,11 +212,6 @@ def run_dpo(ctx, callbacks=()) -> None:
     """``dpo_stage`` with extra ``TrainerCallback``s."""
     from trl import DPOConfig
 
-    from repro.models.card import read_model_card
-    from repro.train.common import TrainJob, quiet_libraries, run_training, work_dir
-    from repro.train.mix import load_mixture
-    from repro.train.pairs import check_selection, selecting_loader
-    from repro.train.trainer_args import check_global_batch, read_params, training_arguments
 
     quiet_libraries()  # before any model is loaded: no progress bars in the run log
     params = read_params(ctx)  # checked, defaults filled: train/dpo in repro/stages/train.py
@@ -275,9 +264,6 @@ def _report_selection(ctx, mixture: dict, selected: dict, selection: str) -> Non
 
 
 def _record(ctx, card, params, beta, vision, selection, model, group_of, mixture) -> None:
-    from repro.train.common import protocol_record
-    from repro.train.pairs import PAIR_SELECTIONS
-
     max_length = params["max_length"]
     truncation = (f"keep_start at max_length {max_length}; image pairs whose prompt (image tokens "
                   "included) reaches it are dropped" if vision else f"keep_start at max_length {max_length}")
@@ -297,7 +283,5 @@ def _record(ctx, card, params, beta, vision, selection, model, group_of, mixture
 
 def dpo_stage(ctx) -> None:
     """Stage ``train/dpo`` (param ``launch``: run on several processes, see launch.py)."""
-    from repro.train.launch import maybe_launch
-
     if not maybe_launch(ctx):
         run_dpo(ctx)

@@ -6,7 +6,9 @@ its context to a spec file and starts ``accelerate launch --config_file <cfg> -m
 repro.train.launch <spec>``; every rank rebuilds the context and runs the same stage function,
 the Trainer shards data and gradients (DeepSpeed through the stage's ``deepspeed`` param), and
 only rank 0 writes into the stage's output (other ranks write to a throwaway directory).
-Records a rank makes (protocol choices, dependencies) come back through ``<spec>.rank0.json``.
+The spec is the stage's ``StageRequest`` (``repro/stages/request.py``, the format executors hand
+to ``repro stage-exec``); records rank 0 makes (protocol choices, dependencies) come back through
+``<spec>.rank0.json``.
 
 Multi-node: every node runs the same command with its ``--machine_rank`` (see
 ``scripts/slurm/train.sbatch``); ``num_processes`` counts all processes of all nodes.
@@ -14,15 +16,17 @@ Multi-node: every node runs the same command with its ``--machine_rank`` (see
 
 from __future__ import annotations
 
-import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from repro.errors import InputError
+from repro.stages import STAGE_KINDS
+from repro.stages.request import StageRequest, read_rank_result, write_rank_result
 
 LAUNCH_DIR = Path(__file__).resolve().parents[2] / "configs" / "launch"
 IN_RANK = "REPRO_LAUNCHED"  # set inside launched ranks: a stage there must not launch again
@@ -58,8 +62,6 @@ def accelerate_command(spec: Path, *, config: str | None, num_processes: int | N
 def slurm_wrap(cmd: list[str]) -> list[str]:
     """Inside a SLURM allocation of several nodes: one ``accelerate launch`` per node via
     ``srun``, each with its node rank; rank 0's node is the rendezvous host."""
-    import shlex
-
     nodes = int(os.environ.get("SLURM_JOB_NUM_NODES", "1"))
     gpus = int(os.environ.get("REPRO_GPUS_PER_NODE", "4"))
     if nodes < 2:
@@ -73,28 +75,20 @@ def slurm_wrap(cmd: list[str]) -> list[str]:
     return ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", "bash", "-c", line]
 
 
-def write_spec(ctx, spec: Path) -> None:
-    data = {"experiment": ctx.experiment, "name": ctx.name, "kind": ctx.kind, "params": ctx.params,
-            "inputs": {k: str(v) for k, v in ctx.inputs.items()}, "out": str(ctx.out),
-            "seed": ctx.seed, "profile": ctx.profile,
-            "scratch": str(ctx.scratch) if ctx.scratch is not None else None}
-    spec.write_text(json.dumps(data, sort_keys=True))
-
-
 def run_launched(ctx, *, config: str | None, num_processes: int | None = None, cpu: bool = False,
                  extra: list[str] | None = None) -> None:
     """Run ``ctx``'s stage under ``accelerate launch``; rank 0's records merge back into ``ctx``."""
     # several nodes read the spec: REPRO_LAUNCH_DIR must then be on a shared file system
     with tempfile.TemporaryDirectory(prefix="repro-launch-", dir=os.environ.get("REPRO_LAUNCH_DIR")) as tmp:
         spec = Path(tmp) / "spec.json"
-        write_spec(ctx, spec)
+        StageRequest.of(ctx).write(spec)  # absolute paths: every rank sees this file system
         cmd = accelerate_command(spec, config=config, num_processes=num_processes, cpu=cpu, extra=extra)
         env = {**os.environ, IN_RANK: "1"}
         done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if done.returncode != 0:
             raise InputError(f"accelerate launch ({config or 'flags'}): exit {done.returncode}: "
                              f"{failure_line(done.stdout)}")
-        records = json.loads((spec.parent / "spec.json.rank0.json").read_text())
+        records = read_rank_result(spec)
     ctx.protocol_choices.update(records["protocol"])
     ctx.dependencies.extend(records["dependencies"])
     ctx.protocol("launch", {"config": config, "world_size": records["world_size"]})
@@ -121,24 +115,15 @@ def maybe_launch(ctx) -> bool:
 
 def rank_main(spec_path: str) -> None:
     """Entry point of each rank: rebuild the context and run the stage function."""
-    from repro.pipeline.context import StageContext
-    from repro.stages import STAGE_KINDS
-
-    spec_file = Path(spec_path)
-    spec = json.loads(spec_file.read_text())
+    spec = Path(spec_path)
+    request = StageRequest.read(spec)
     rank = int(os.environ.get("RANK", "0"))
     with tempfile.TemporaryDirectory(prefix=f"repro-rank{rank}-") as tmp:
-        out = Path(spec["out"]) if rank == 0 else Path(tmp)
-        ctx = StageContext(experiment=spec["experiment"], name=spec["name"], kind=spec["kind"],
-                           params=spec["params"], inputs={k: Path(v) for k, v in spec["inputs"].items()},
-                           out=out, seed=spec["seed"], profile=spec["profile"],
-                           scratch=Path(spec["scratch"]) if spec["scratch"] else None)
+        ctx = request.context(out=None if rank == 0 else Path(tmp))
         os.environ[IN_RANK] = "1"
-        STAGE_KINDS.get(spec["kind"])(ctx)
+        STAGE_KINDS.get(request.kind)(ctx)
     if rank == 0:
-        records = {"protocol": ctx.protocol_choices, "dependencies": ctx.dependencies,
-                   "world_size": int(os.environ.get("WORLD_SIZE", "1"))}
-        Path(f"{spec_file}.rank0.json").write_text(json.dumps(records, sort_keys=True, default=str))
+        write_rank_result(spec, ctx, int(os.environ.get("WORLD_SIZE", "1")))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
+from repro.data import open_dataset
 from repro.errors import InputError
 
 MIXING_RULE = "concatenate sources in role order, then shuffle once with random.Random(seed)"
@@ -54,8 +55,6 @@ def load_mixture(ctx, load: Callable[[Path, str | None], list]) -> tuple[list, d
     Returns the records and a record of the mixture: per-source dataset name, split and count.
     One source: its records unchanged, in dataset order (the single-dataset behaviour).
     """
-    from repro.data import open_dataset
-
     roles = data_roles(ctx)
     sources: dict[str, dict[str, Any]] = {}
     union: list = []

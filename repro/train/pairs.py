@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from repro.data import open_dataset
 from repro.errors import InputError
 
 PAIR_SELECTIONS = {
@@ -52,8 +53,6 @@ def select_pairs(pairs: list, rule: str) -> list:
 def selecting_loader(load, rule: str, counts: dict):
     """``load(dir, split)`` whose PKU-SafeRLHF pairs are selected by ``rule``; ``counts`` gets
     per dataset directory the pairs read and kept."""
-    from repro.data import open_dataset
-
     def wrapped(data_dir, split):
         pairs = load(data_dir, split)
         if open_dataset(data_dir).name not in SELECTED_DATASETS:

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from repro.io import link_or_copy
+
 # files of a stage output that are records about the stage, not part of the model
 NOT_MODEL_FILES = ("metrics.json",)
 
 
 def _link_model_files(src: Path, dst: Path) -> None:
-    from repro.train.common import _link_or_copy
 
     tmp = dst.parent / f".{dst.name}.tmp"
     tmp.mkdir(parents=True)
     for f in sorted(src.iterdir()):
         if f.is_file() and f.name not in NOT_MODEL_FILES:
-            _link_or_copy(f, tmp / f.name)
+            link_or_copy(f, tmp / f.name)
     tmp.rename(dst)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from repro.errors import InputError
 from repro.provenance.digest import digest_tree
-from repro.provenance.record import read_json, write_json_atomic
+from repro.io import read_json, write_json_atomic
 
 log = logging.getLogger("repro.train")
 CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")

@@ -6,6 +6,13 @@ Inputs: ``model`` = a ``causal_lm`` checkpoint dir, ``data`` = a conversation da
 
 from __future__ import annotations
 
+from repro.data import load_conversations
+from repro.models.card import read_model_card
+from repro.models.collate import ConversationCollator
+from repro.models.tokenize import tokenize_samples
+from repro.train.common import TrainJob, protocol_record, quiet_libraries, run_training, work_dir
+from repro.train.launch import maybe_launch
+from repro.train.trainer_args import check_global_batch, read_params, training_arguments
 
 
 def run_text_sft(ctx, callbacks=()) -> None:
@@ -13,12 +20,6 @@ def run_text_sft(ctx, callbacks=()) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from repro.models.card import read_model_card
-    from repro.train.collate import ConversationCollator
-    from repro.train.common import (TrainJob, load_conversations, protocol_record,
-                                    quiet_libraries, run_training, work_dir)
-    from repro.train.tokenize import tokenize_samples
-    from repro.train.trainer_args import check_global_batch, read_params, training_arguments
 
     quiet_libraries()  # before any model is loaded: no progress bars in the run log
     params = read_params(ctx)
@@ -46,7 +47,5 @@ def run_text_sft(ctx, callbacks=()) -> None:
 
 def text_sft_stage(ctx) -> None:
     """Stage ``train/text_sft`` (param ``launch``: run on several processes, see launch.py)."""
-    from repro.train.launch import maybe_launch
-
     if not maybe_launch(ctx):
         run_text_sft(ctx)

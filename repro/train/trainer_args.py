@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from repro.errors import InputError
+from repro.stages import describe
 
 LAUNCH_DIR = Path(__file__).resolve().parents[2] / "configs" / "launch"
 RESUME_CHECKPOINTS_KEPT = 2  # Trainer's own (optimizer-bearing) checkpoints: the latest complete one survives a crash mid-save
@@ -23,8 +24,6 @@ def read_params(ctx, defaults: dict[str, Any] | None = None) -> dict[str, Any]:
     Names, types, ranges and defaults are declared once, with the stage kind
     (``repro/stages/train.py``), and checked there when the experiment loads; ``resolve`` runs
     the same check again for a context built by hand. ``defaults`` replace declared defaults."""
-    from repro.stages import describe
-
     kind = describe(ctx.kind)
     params = kind.resolve(ctx.params, f"stage {ctx.name!r}")
     for name, value in (defaults or {}).items():

@@ -20,7 +20,22 @@ stage-1 output: Figure 2's step 0) and ``checkpoints/step-<last>`` (the final mo
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
+from repro.data import load_conversations
 from repro.errors import InputError
+from repro.models.card import read_model_card
+from repro.models.collate import ConversationCollator, TokenizedDataset
+from repro.models.images import ASPECT_RATIOS, prepare_image
+from repro.models.llava import _rename_vision_keys, load_llava
+from repro.models.tokenize import (CONVERSATION_FORMATS, IMAGE_TOKEN_PLACEMENTS, PLACEMENT_POLICY,
+                                   PLAIN_POLICY, check_choice, image_tokens_of, tokenize_samples)
+from repro.train.common import TrainJob, _trainer_class, protocol_record, quiet_libraries, run_training, work_dir
+from repro.train.launch import maybe_launch
+from repro.train.mix import load_mixture
+from repro.train.points import add_checkpoint_points
+from repro.train.sampler import GROUPING_POLICY, grouped_trainer_class
+from repro.train.trainer_args import check_global_batch, read_params, training_arguments
 
 GROUPS_TRAINED = {
     "pretrain": ("multi_modal_projector",),
@@ -42,9 +57,6 @@ DATA_DEFAULTS["sft"] = DATA_DEFAULTS["finetune"]
 
 def data_params(ctx, mode: str) -> dict:
     """The data-handling params of a ``train/vl_adapt`` stage, defaulted for its mode and checked."""
-    from repro.models.images import ASPECT_RATIOS
-    from repro.train.tokenize import CONVERSATION_FORMATS, IMAGE_TOKEN_PLACEMENTS, check_choice
-
     out = {key: ctx.param(key, default) for key, default in DATA_DEFAULTS[mode].items()}
     check_choice("conversation_format", out["conversation_format"], CONVERSATION_FORMATS)
     check_choice("image_token_placement", out["image_token_placement"], IMAGE_TOKEN_PLACEMENTS)
@@ -74,7 +86,6 @@ def check_image_tokens(model, processor, count: int) -> None:
     import torch
     from PIL import Image
 
-    from repro.models.images import prepare_image
 
     image = prepare_image(Image.new("RGB", (48, 32)), processor.image_processor)
     pixels = processor.image_processor(images=[image], return_tensors="pt")["pixel_values"]
@@ -91,8 +102,6 @@ def _gathered(*modules):
     """Under ZeRO-3 (zero.Init in from_pretrained) every rank holds only a shard of each weight:
     gather the full weights of ``modules`` for a forward outside the engine (read-only, released
     on exit); a no-op otherwise."""
-    from contextlib import nullcontext
-
     from transformers.integrations import is_deepspeed_zero3_enabled
 
     if not is_deepspeed_zero3_enabled():
@@ -105,15 +114,6 @@ def _gathered(*modules):
 
 def run_vl_adapt(ctx, callbacks=()) -> None:
     """``run_stage`` with extra ``TrainerCallback``s (tests interrupt a run with one)."""
-    from repro.models.llava import _rename_vision_keys, load_llava
-    from repro.models.card import read_model_card
-    from repro.train.collate import ConversationCollator
-    from repro.train.common import (TrainJob, load_conversations, quiet_libraries, run_training,
-                                    work_dir)
-    from repro.train.mix import load_mixture
-    from repro.train.tokenize import image_tokens_of, tokenize_samples
-    from repro.train.trainer_args import (check_global_batch, read_params, training_arguments)
-
     mode = ctx.param("mode")
     if mode not in GROUPS_TRAINED:
         raise InputError(f"params: mode: {mode!r}; expected one of {', '.join(GROUPS_TRAINED)}")
@@ -147,7 +147,6 @@ def run_vl_adapt(ctx, callbacks=()) -> None:
                        if data["group_by_modality_length"] else None)
         metrics = run_training(args, job, work, ctx.out, params)
     if "kept_checkpoints" in metrics:  # the process that writes the output (rank 0)
-        from repro.train.points import add_checkpoint_points
 
         metrics["kept_checkpoints"] = add_checkpoint_points(
             ctx.out, model_dir, metrics["steps"], initial=data["keep_initial_checkpoint"],
@@ -165,9 +164,6 @@ def _grouped_trainer(model, processor, encoded, collator):
     def build(args, callbacks):
         from transformers import Trainer
 
-        from repro.train.collate import TokenizedDataset
-        from repro.train.common import _trainer_class
-        from repro.train.sampler import grouped_trainer_class
 
         cls = _trainer_class(grouped_trainer_class(Trainer, [s.modality_length for s in encoded]))
         return cls(model=model, args=args, train_dataset=TokenizedDataset(encoded),
@@ -176,11 +172,6 @@ def _grouped_trainer(model, processor, encoded, collator):
 
 
 def _record(ctx, template, params, mode, data, image_tokens, mixture) -> None:
-    from repro.models.images import ASPECT_RATIOS
-    from repro.train.common import protocol_record
-    from repro.train.sampler import GROUPING_POLICY
-    from repro.train.tokenize import PLACEMENT_POLICY, PLAIN_POLICY
-
     grouped = data["group_by_modality_length"]
     protocol_record(ctx, template, params, {
         "conversation_format": PLAIN_POLICY if data["conversation_format"] == "plain"
@@ -201,7 +192,5 @@ def _record(ctx, template, params, mode, data, image_tokens, mixture) -> None:
 def run_stage(ctx) -> None:
     """Stage ``train/vl_adapt`` (see the module docstring for ``mode``; param ``launch``: run on
     several processes, see ``repro.train.launch``)."""
-    from repro.train.launch import maybe_launch
-
     if not maybe_launch(ctx):
         run_vl_adapt(ctx)

@@ -330,7 +330,7 @@ def test_unparseable_judge_output_is_a_counted_parse_failure(monkeypatch, unpars
     from repro.evaluate import scoring
     from repro.evaluate.benchmarks import get_benchmark
     from repro.evaluate.judges.sorry_bench_judge import SorryBenchJudge
-    from repro.pipeline.context import StageContext
+    from repro.stages.context import StageContext
 
     class Gibberish:
         def generate(self, requests, sampling):

@@ -13,8 +13,9 @@ from repro.executors import settings
 from repro.executors.base import StageFailed
 from repro.executors.docker import DockerExecutor
 from repro.pipeline.runner import Runner
-from repro.provenance.record import execution_record, read_json
-from repro.provenance.verify import verify_manifest
+from repro.provenance.record import execution_record
+from repro.io import read_json
+from repro.verify.records import verify_manifest
 
 IMAGE = "repro-smoke:dev"
 

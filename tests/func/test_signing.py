@@ -97,8 +97,10 @@ def test_private_key_and_passphrase_are_written_nowhere(signed):
 
 
 def test_rewritten_statement_with_recomputed_digests_fails_naming_it(signed, tmp_path):
-    from repro.provenance.digest import digest_tree, sha256_file
-    from repro.provenance.record import seal, subjects, write_json_atomic
+    from repro.provenance.digest import digest_tree
+    from repro.io import sha256_file
+    from repro.provenance.record import seal, subjects
+    from repro.io import write_json_atomic
 
     runs = copy_runs(signed.runs, tmp_path / "runs")
     manifest_path = runs / "signed" / "manifest.json"
@@ -183,7 +185,7 @@ def test_every_statement_envelope_and_verdict_is_a_valid_attestation(signed, tmp
 
 def test_every_statement_and_the_verdict_of_the_smoke_run_are_valid_attestations(smoke_run):
     # the unsigned tiny reproduction (14 stages, every stage kind of the slice): read only
-    from repro.provenance.verify import verdict_statement, verify_manifest
+    from repro.verify.records import verdict_statement, verify_manifest
 
     statements = sorted((smoke_run.runs / "store").glob("*/statement.json"))
     assert len(statements) == 14

@@ -11,7 +11,7 @@ import pytest
 
 from repro.config.load import load_experiment
 from repro.errors import InputError
-from repro.pipeline.context import StageContext
+from repro.stages.context import StageContext
 from repro.report.agreement import agreement_stage, cohen_kappa, confusion
 
 

@@ -15,7 +15,7 @@ from repro.analyse.objectives import objectives_stage
 from repro.analyse.plots import tradeoff_plot
 from repro.analyse.separation import separation_scores
 from repro.errors import InputError
-from repro.pipeline.context import StageContext
+from repro.stages.context import StageContext
 
 
 def rewrite(src: Path, dst: Path, change) -> Path:

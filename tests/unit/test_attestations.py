@@ -17,8 +17,9 @@ from repro.executors.slurm import SlurmExecutor
 from repro.pipeline.runner import Runner
 from repro.provenance.digest import DIR_HASH, dir_digest
 from repro.provenance.purl import docker_purl
-from repro.provenance.record import builder, output_digest, read_json
-from repro.provenance.verify import verify_manifest, write_verdict
+from repro.provenance.record import builder, output_digest
+from repro.io import read_json
+from repro.verify.records import verify_manifest, write_verdict
 from test_executors import CPU_BASE, LOCK, FakeClient, docker_executor  # noqa: E402  (tests/unit is on sys.path)
 from test_executors_slurm import SLURM_SETTINGS
 
@@ -160,8 +161,9 @@ def test_old_record_shapes_fail_these_checks(experiments, tmp_path):
 
 
 def test_old_manifests_with_dirhash1_still_verify(experiments, tmp_path):
-    from repro.provenance.digest import sha256_file
-    from repro.provenance.record import seal, write_json_atomic
+    from repro.io import sha256_file
+    from repro.provenance.record import seal
+    from repro.io import write_json_atomic
 
     runs = tmp_path / "runs"
     manifest = Runner(runs, echo=lambda _: None).run(load_experiment("chain", "tiny", (), root=experiments))

@@ -41,7 +41,7 @@ def _options(server, **extra):
 def test_chat_judge_scores_a_tiny_siuo_run_through_the_server(server, judge_model, key, tmp_path):
     from repro.data.synthetic import generate
     from repro.evaluate.run import benchmark_stage
-    from repro.pipeline.context import StageContext
+    from repro.stages.context import StageContext
 
     generate("siuo", tmp_path / "data", 0, "tiny")
     (tmp_path / "out").mkdir()
@@ -117,7 +117,7 @@ def test_openai_endpoint_needs_its_key_from_the_environment(monkeypatch):
 
 def test_a_missing_endpoint_model_fails_before_generating(server, key, tmp_path):
     from repro.evaluate.run import benchmark_stage
-    from repro.pipeline.context import StageContext
+    from repro.stages.context import StageContext
 
     (tmp_path / "out").mkdir()
     ctx = StageContext(experiment="t", name="ev", kind="evaluate/benchmark",

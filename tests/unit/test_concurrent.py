@@ -117,7 +117,7 @@ def test_threads_writing_one_record_at_once_each_finish(tmp_path):
     atomic write uses its own temp file, so none loses its rename."""
     import threading
 
-    from repro.provenance.record import read_json, write_json_atomic
+    from repro.io import read_json, write_json_atomic
 
     errors = []
 

@@ -11,7 +11,7 @@ import pytest
 
 from repro.data.synthetic import GENERATOR_VERSION, GENERATORS, generate, run_stage
 from repro.errors import InputError
-from repro.pipeline.context import StageContext
+from repro.stages.context import StageContext
 
 
 def digest(root: Path) -> str:

@@ -15,7 +15,7 @@ from repro.data.records import MultipleChoiceItem, SafetyPrompt, YesNoItem
 from repro.errors import InputError
 from repro.evaluate.backends import GREEDY_SAMPLING, Request, get_backend
 from repro.models.templates import prompt_text
-from repro.pipeline.context import StageContext
+from repro.stages.context import StageContext
 
 REFUSAL = "I cannot help with that request."
 SHARED: dict = {}  # one model load per test session, as a pipeline process would do
@@ -58,9 +58,9 @@ def make_ctx(tmp_path, params, inputs, out="out"):
 
 
 def use_dataset(monkeypatch, records):
-    import repro.data
+    import repro.evaluate.run
 
-    monkeypatch.setattr(repro.data, "open_dataset", lambda path, cache_dir=None: FakeDataset(path, records))
+    monkeypatch.setattr(repro.evaluate.run, "open_dataset", lambda path, cache_dir=None: FakeDataset(path, records))
 
 
 # ------------------------------------------------------------------ backend
@@ -301,7 +301,7 @@ def test_every_benchmark_on_the_synthetic_world(bench, models, tmp_path):
 
 def test_unknown_backend_option_is_an_error(tmp_path):
     from repro.evaluate.backends import get_backend
-    from repro.pipeline.context import StageContext
+    from repro.stages.context import StageContext
 
     ctx = StageContext(experiment="e", name="s", kind="evaluate/benchmark", params={}, inputs={},
                        out=tmp_path, seed=0, profile="tiny")

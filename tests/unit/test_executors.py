@@ -15,8 +15,9 @@ from repro.executors.docker import CONTAINER_RUNS, DockerExecutor
 from repro.executors.local import probe
 from repro.pipeline.runner import Runner
 from repro.provenance import pins
-from repro.provenance.record import execution_record, read_json
-from repro.provenance.verify import verify_manifest
+from repro.provenance.record import execution_record
+from repro.io import read_json
+from repro.verify.records import verify_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "hf_FAKEtokenFAKEtokenFAKEtokenFAKE0000"  # planted by tests/conftest.py
@@ -251,8 +252,9 @@ def test_executor_settings_reject_unknown_keys(tmp_path):
 
 
 def _rewrite_execution(runs, manifest, stage, execution, profile=None):
-    from repro.provenance.record import seal, write_json_atomic
-    from repro.provenance.digest import sha256_file
+    from repro.provenance.record import seal
+    from repro.io import write_json_atomic
+    from repro.io import sha256_file
 
     data = json.loads(manifest.read_text())
     path = runs / data["stages"][stage]["statement"]
@@ -297,7 +299,7 @@ def test_verify_checks_the_image_a_stage_ran_in(experiments, tmp_path):
     v, _ = verify_manifest(manifest)
     assert any(c.level == "fail" and "with Python lock efef" in c.detail for c in v.checks)
     # unpinned in manifest.lock: said, not passed over
-    from repro.provenance import verify as verify_mod
+    from repro.verify import records as verify_mod
 
     _rewrite_execution(runs, manifest, "a", record)
     unpinned = json.loads(json.dumps(LOCK))

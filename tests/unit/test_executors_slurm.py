@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from repro.stages.request import StageRequest
 from repro.config.load import load_experiment
 from repro.executors.base import StageFailed, StageJob
 from repro.executors.slurm import SlurmExecutor
 from repro.pipeline.runner import Runner
-from repro.provenance.record import execution_record, read_json
+from repro.provenance.record import execution_record
+from repro.io import read_json
 from stagefns import one_stage_experiments
 from test_executors import FakeClient, docker_executor  # noqa: E402  (tests/unit is on sys.path)
 
@@ -32,8 +34,8 @@ def test_sbatch_script_for_a_paper_stage_matches_golden_file():
     spec = exp.stages["stage2_b"]
     runs = Path("/shared/runs")
     key = "0123456789abcdef" * 4
-    request = {"experiment": exp.name, "name": spec.name, "kind": spec.kind, "params": spec.params,
-               "inputs": {}, "out": f"store/.tmp/{key}.1/out", "seed": 0, "profile": "paper"}
+    request = StageRequest(experiment=exp.name, name=spec.name, kind=spec.kind, params=spec.params, inputs={},
+                           out=runs / f"store/.tmp/{key}.1/out", seed=0, profile="paper")
     job = StageJob(request=request, build=runs / "store" / ".tmp" / f"{key}.1", runs=runs, key=key)
     script = SlurmExecutor(SLURM_SETTINGS, "paper").render(job, runs / "logs" / "slurm" / "stage2_b.log")
     golden = ROOT / "tests" / "golden" / "slurm_stage2.sbatch"

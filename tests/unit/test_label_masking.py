@@ -23,8 +23,8 @@ spm = pytest.importorskip("sentencepiece")
 from repro.data.records import ConversationSample, PreferencePair  # noqa: E402
 from repro.models.fetch import tokenizer_as_written  # noqa: E402
 from repro.models.templates import get_template, prompt_text, render  # noqa: E402
-from repro.train.tokenize import (DROP_NO_LABELS, IGNORE_INDEX, ImageTokens,  # noqa: E402
-                                  encode_conversation, tokenize_samples)
+from repro.models.tokenize import (DROP_NO_LABELS, IGNORE_INDEX, ImageTokens, encode_conversation,
+    tokenize_samples)
 
 BOS, EOS, NEWLINE, CLOSE_BRACKET = 1, 2, 13, 29962  # "]" ends "[/INST]"
 HUB_CONFIG = {"add_bos_token": True, "add_eos_token": False, "bos_token": "<s>", "eos_token": "</s>",

@@ -19,7 +19,7 @@ def _labelled(enc) -> list[int]:
 
 
 def test_stage1_plain_is_image_tokens_caption_newline_with_only_the_caption_labelled(llava, instruct_dir):
-    from repro.train.tokenize import image_tokens_of, tokenize_samples
+    from repro.models.tokenize import image_tokens_of, tokenize_samples
 
     _, processor = llava
     tok = processor.tokenizer
@@ -43,7 +43,7 @@ def test_stage1_plain_is_image_tokens_caption_newline_with_only_the_caption_labe
 
 def test_every_stage2_sample_starts_with_the_image(llava, instruct_dir):
     from repro.models.templates import prompt_text
-    from repro.train.tokenize import image_tokens_of, place_image_token, tokenize_samples
+    from repro.models.tokenize import image_tokens_of, place_image_token, tokenize_samples
 
     _, processor = llava
     it = image_tokens_of(processor)
@@ -71,7 +71,7 @@ def test_stage1_crops_and_stage2_pads(llava, tmp_path):
     from PIL import Image
 
     from repro.models.images import prepare_image
-    from repro.train.collate import ConversationCollator
+    from repro.models.collate import ConversationCollator
 
     _, processor = llava
     wide = Image.new("RGB", (64, 32), (200, 30, 30))
@@ -120,7 +120,7 @@ def test_modality_grouped_order_is_llavas():
 
 
 def test_stage2_batches_are_all_image_or_all_text(llava_dir, instruct_dir, tmp_path, monkeypatch):
-    import repro.train.collate as collate
+    import repro.models.collate as collate
     from repro.train.vl_adapt import run_stage
 
     batches, original = [], collate.ConversationCollator.__call__
@@ -147,7 +147,7 @@ def test_stage2_batches_are_all_image_or_all_text(llava_dir, instruct_dir, tmp_p
 
 
 def test_stage1_defaults_follow_pretrain_sh(llava_dir, instruct_dir, tmp_path):
-    from repro.train.tokenize import PLAIN_POLICY
+    from repro.models.tokenize import PLAIN_POLICY
     from repro.train.vl_adapt import run_stage
 
     ctx = make_ctx(tmp_path, "train/vl_adapt", {**TINY, "mode": "pretrain", "max_steps": 1},

@@ -12,8 +12,8 @@ from safetensors.torch import load_file, save_file
 from repro.errors import InputError
 from repro.merge import dare, linear, task_arithmetic, ties
 from repro.merge.stage import merge_dirs, run_merge
-from repro.merge.stream import Checkpoint
-from repro.pipeline.context import StageContext
+from repro.models.stream import Checkpoint
+from repro.stages.context import StageContext
 
 
 def rewrite(src: Path, dst: Path, change) -> Path:

@@ -217,7 +217,7 @@ def test_assembly_rejects_bad_inputs(assembled, tmp_path):
 
 
 def test_assemble_stage_records_protocol(assembled, tmp_path):
-    from repro.pipeline.context import StageContext
+    from repro.stages.context import StageContext
 
     out = tmp_path / "out"
     out.mkdir()
@@ -249,9 +249,9 @@ def test_make_tiny_llava_is_deterministic_and_path_free(tmp_path):
 
 
 def test_llm_stage_trains_tokenizer_on_corpus(tmp_path, monkeypatch):
-    import repro.data
+    import repro.models.tiny
     from repro.models.tiny import build_llm_stage
-    from repro.pipeline.context import StageContext
+    from repro.stages.context import StageContext
 
     class Corpus:  # stands in for a dataset directory: the stage only needs name + texts()
         name = "synthetic_corpus"
@@ -259,7 +259,7 @@ def test_llm_stage_trains_tokenizer_on_corpus(tmp_path, monkeypatch):
         def texts(self):
             yield from TEXTS
 
-    monkeypatch.setattr(repro.data, "open_dataset", lambda path: Corpus())
+    monkeypatch.setattr(repro.models.tiny, "open_dataset", lambda path: Corpus())
     out = tmp_path / "out"
     out.mkdir()
     ctx = StageContext(experiment="t", name="llm", kind="models/tiny_llm",

@@ -14,7 +14,7 @@ pytest.importorskip("transformers")
 from repro.errors import InputError  # noqa: E402
 from repro.evaluate.backends import GREEDY_SAMPLING, Request  # noqa: E402
 from repro.models.tiny import build_llm_stage, build_tiny_llm  # noqa: E402
-from repro.pipeline.context import StageContext  # noqa: E402
+from repro.stages.context import StageContext
 
 # ViT-L/14-336's geometry (336 px, patch 14 -> 576 tokens) at reduced depth and width
 VISION_336 = {"image_size": 336, "patch_size": 14, "hidden_size": 64, "intermediate_size": 128,

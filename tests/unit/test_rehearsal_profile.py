@@ -101,7 +101,7 @@ def test_tiny_clip_is_read_back_as_a_fetched_tower(tmp_path):
     from PIL import Image
 
     from repro.models.llava import _vision_from_dir, clip_stage
-    from repro.pipeline.context import StageContext
+    from repro.stages.context import StageContext
 
     out = tmp_path / "clip"
     out.mkdir()

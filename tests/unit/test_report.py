@@ -12,8 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from repro.errors import InputError
-from repro.pipeline.context import StageContext
-from repro.report import estimates, figures, report, tables
+from repro.stages.context import StageContext
+from repro.pipeline import estimates
+from repro.report import figures, report, tables
 
 
 def _eval_dir(root: Path, name: str, metrics: dict, *, n=10, n_total=10, benchmark="sorry_bench",

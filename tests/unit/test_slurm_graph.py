@@ -15,10 +15,11 @@ import pytest
 from repro.config.load import load_experiment
 from repro.executors.base import StageFailed
 from repro.executors.slurm import SlurmExecutor
-from repro.executors.slurm_graph import JOBS_FILE, run_experiment, submit
+from repro.pipeline.slurm_graph import JOBS_FILE, run_experiment, submit
 from repro.pipeline.runner import Runner
-from repro.provenance.record import execution_record, read_json
-from repro.provenance.verify import verify_manifest
+from repro.provenance.record import execution_record
+from repro.io import read_json
+from repro.verify.records import verify_manifest
 from test_executors_slurm import SLURM_SETTINGS  # noqa: E402  (tests/unit is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ from repro.config.load import load_experiment
 from repro.errors import InputError
 from repro.pipeline.runner import Runner
 from repro.provenance.record import seal
-from repro.provenance.verify import verify_manifest, write_verdict
+from repro.verify.records import verify_manifest, write_verdict
 
 
 def run(experiments, runs, *sets, name="chain"):

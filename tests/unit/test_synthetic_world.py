@@ -11,7 +11,7 @@ from collections import Counter
 
 from repro.data.synthetic import generate
 from repro.data.synthetic.world import COMPLIANCE, REFUSAL, TOPICS, World
-from repro.train.filter import WorldLabelsClassifier
+from repro.evaluate.classifiers import WorldLabelsClassifier
 
 def _pattern(template: str) -> re.Pattern:
     return re.compile(re.escape(template).replace(r"\{", "{").replace(r"\}", "}").format(n=r"\d+", color=r"\w+"))

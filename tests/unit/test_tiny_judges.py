@@ -23,7 +23,7 @@ from repro.evaluate.backends import BACKENDS
 from repro.evaluate.judges import JUDGES, JudgeItem
 from repro.evaluate.judges.exact import ExactJudge
 from repro.models.templates import prompt_text
-from repro.pipeline.context import StageContext
+from repro.stages.context import StageContext
 
 # 100 steps reach 95% held-out agreement (80 steps: 91%); the tiny profile trains 300
 JUDGE_RECIPE = {"learning_rate": 5e-3, "max_steps": 100, "per_device_train_batch_size": 8,

@@ -10,7 +10,7 @@ import pytest
 
 from repro.data.records import ConversationSample
 from repro.errors import InputError
-from repro.pipeline.context import StageContext
+from repro.stages.context import StageContext
 
 COLOURS = {"red": (220, 20, 20), "green": (20, 200, 40), "blue": (30, 40, 220)}
 TINY = {"learning_rate": 1e-3, "max_steps": 4, "per_device_train_batch_size": 2,
@@ -90,7 +90,7 @@ def labelled_spans(sample, tokenizer) -> list[str]:
 # --- tokenisation --------------------------------------------------------------------------
 
 def test_label_mask_is_exactly_the_assistant_spans(llava, tmp_path):
-    from repro.train.tokenize import image_tokens_of, tokenize_samples
+    from repro.models.tokenize import image_tokens_of, tokenize_samples
 
     _, processor = llava
     sample = ConversationSample(id="a", turns=(("user", "What colour?"), ("assistant", "Red."),
@@ -119,7 +119,7 @@ def test_label_mask_is_exactly_the_assistant_spans(llava, tmp_path):
 
 
 def test_image_tokens_expanded_never_truncated(llava, instruct_dir):
-    from repro.train.tokenize import DROP_IMAGE_TRUNCATED, image_tokens_of, tokenize_samples
+    from repro.models.tokenize import DROP_IMAGE_TRUNCATED, image_tokens_of, tokenize_samples
     from repro.train.vl_adapt import check_image_tokens
 
     model, processor = llava
@@ -143,8 +143,8 @@ def test_image_tokens_expanded_never_truncated(llava, instruct_dir):
 
 
 def test_mixed_batch_runs_and_bad_samples_are_input_errors(llava, instruct_dir):
-    from repro.train.collate import ConversationCollator
-    from repro.train.tokenize import image_tokens_of, tokenize_samples
+    from repro.models.collate import ConversationCollator
+    from repro.models.tokenize import image_tokens_of, tokenize_samples
 
     model, processor = llava
     it = image_tokens_of(processor)
@@ -257,7 +257,7 @@ def test_interrupted_run_resumes_to_the_same_weights(llava_dir, instruct_dir, tm
 
 
 def test_data_order_digest_is_the_consumed_order(llava_dir, instruct_dir, tmp_path):
-    from repro.train.collate import ConversationCollator
+    from repro.models.collate import ConversationCollator
     from repro.train.common import order_digest
     from repro.train.vl_adapt import run_vl_adapt
 

@@ -171,7 +171,7 @@ def test_image_pairs_keep_every_image_token_under_max_length(world):
     from repro.data import open_dataset
     from repro.models.llava import load_llava
     from repro.train.dpo import ImageFileCollator, build_rows, drop_long_prompts
-    from repro.train.tokenize import image_tokens_of
+    from repro.models.tokenize import image_tokens_of
 
     _, processor = load_llava(world["llava"])
     image = image_tokens_of(processor)

@@ -62,7 +62,7 @@ def _dropped(ctx) -> dict:
 
 def test_world_labels_drop_exactly_the_injected_samples(instruct, tmp_path):
     from repro.data import open_dataset
-    from repro.train.filter import filter_stage
+    from repro.evaluate.filter import filter_stage
 
     ctx = make_ctx(tmp_path, "train/filter", {"classifiers": ["world_labels"]}, {"data": instruct})
     filter_stage(ctx)
@@ -109,7 +109,7 @@ def _handmade(root: Path, name: str) -> Path:
 
 
 def test_every_part_is_judged_and_counted_per_reason(tmp_path):
-    from repro.train.filter import filter_stage
+    from repro.evaluate.filter import filter_stage
 
     data = _handmade(tmp_path / "mix", "llava_instruct")
     ctx = make_ctx(tmp_path, "train/filter", {"classifiers": ["world_labels"], "image_classifier": "world_labels"},
@@ -131,8 +131,8 @@ def test_every_part_is_judged_and_counted_per_reason(tmp_path):
 def test_llama_guard_judges_user_turns_responses_and_images(tmp_path, monkeypatch):
     import repro.evaluate.backends as backends
     from repro.evaluate.judges.llama_guard3 import LlamaGuard3Judge
-    from repro.train.classifiers import user_role
-    from repro.train.filter import filter_stage
+    from repro.evaluate.classifiers import user_role
+    from repro.evaluate.filter import filter_stage
 
     fake = FakeGuard()
     monkeypatch.setattr(backends, "get_backend", lambda name, model_dir, ctx, **kw: fake)
@@ -162,7 +162,7 @@ def test_stage1_data_is_filtered_too(tmp_path):
     from repro.data import open_dataset
     from repro.data.synthetic import generate
     from repro.data.synthetic.draw import png_shape
-    from repro.train.filter import filter_stage
+    from repro.evaluate.filter import filter_stage
 
     root = tmp_path / "pretrain"
     generate("llava_pretrain", root, 0, "tiny")
@@ -186,7 +186,8 @@ def test_stage1_data_is_filtered_too(tmp_path):
 
 
 def test_keyword_classifier_and_bad_params(instruct, tmp_path):
-    from repro.train.filter import DEFAULT_KEYWORDS, filter_stage
+    from repro.evaluate.classifiers import DEFAULT_KEYWORDS
+    from repro.evaluate.filter import filter_stage
 
     ctx = make_ctx(tmp_path, "train/filter", {"classifiers": ["keyword"], "keywords": ["forbidden task"]},
                    {"data": instruct})
@@ -204,7 +205,7 @@ def test_keyword_classifier_and_bad_params(instruct, tmp_path):
 
 def test_danger_mark_is_the_worlds_black_cross(tmp_path):
     from repro.data.synthetic.draw import COLORS, SHAPES, png_shape, png_stacked, png_text
-    from repro.train.classifiers import has_danger_mark
+    from repro.evaluate.classifiers import has_danger_mark
 
     for i, (colour, shape) in enumerate((c, s) for c in COLORS for s in SHAPES):
         for danger in (False, True):

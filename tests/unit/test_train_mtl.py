@@ -63,7 +63,7 @@ def test_mtl_trains_on_the_recorded_union(world, tmp_path):
 
 
 def test_mixture_is_concatenate_then_seeded_shuffle(world, tmp_path):
-    from repro.train.common import load_conversations
+    from repro.data import load_conversations
     from repro.train.mix import load_mixture
 
     inputs = {"data": world["instruct"], "data_2": world["vlguard"]}

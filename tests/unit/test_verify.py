@@ -7,7 +7,7 @@ import pytest
 
 from repro.config.load import load_experiment
 from repro.pipeline.runner import Runner
-from repro.provenance.verify import find_manifests, verify_manifest, write_verdict
+from repro.verify.records import find_manifests, verify_manifest, write_verdict
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def test_a_recorded_declaration_with_tables_rebuilds_to_the_same_stages(name, pr
     manifest's declaration: derived stages (tables, their eval~ and benchmark data stages) are
     derived again, not refused as declared twice, and a table's rows keep their order although
     the manifest sorts every key. An include's stages no result needs are not expected."""
-    from repro.provenance.declaration import _trimmed, rebuild
+    from repro.verify.declaration import _trimmed, rebuild
 
     exp = load_experiment(name, profile)
     manifest = {"declaration": json.loads(json.dumps(exp.resolved, sort_keys=True)), "profile": profile,

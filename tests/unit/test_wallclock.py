@@ -1,12 +1,12 @@
 """The scheduling policy (repro/pipeline/schedule.py) and the wall-clock estimate `repro plan`
-prints from it (repro/report/wallclock.py)."""
+prints from it (repro/pipeline/wallclock.py)."""
 
 import re
 from types import SimpleNamespace
 
 from repro.executors.resources import GpuPool, Resources
 from repro.pipeline.schedule import pick, priority_order
-from repro.report.wallclock import critical_path, simulate
+from repro.pipeline.wallclock import critical_path, simulate
 
 
 def _graph():

@@ -9,9 +9,11 @@ Params: ``dataset`` (a loader name, see ``GENERATORS``), ``size`` ("tiny" | "sma
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
+from repro.data.synthetic.world import World
 from repro.errors import InputError
 
 GENERATOR_VERSION = 2
@@ -59,9 +61,6 @@ def scale_of(size) -> int:
 
 def generate(dataset: str, out: Path, seed: int, size="small", **options) -> dict:
     """Write ``dataset`` into the (empty or new) folder ``out``; return its counts."""
-    import importlib
-
-    from repro.data.synthetic.world import World
 
     if dataset not in GENERATORS:
         raise InputError(f"param dataset: unknown synthetic dataset {dataset!r}; known: {', '.join(sorted(GENERATORS))}")

@@ -8,14 +8,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from repro.errors import InputError
 
 LAYOUTS = ("mirror", "official")
 
 
 def check_layout(layout: str | None) -> str:
     """A generator's ``layout`` option (repro.data.layouts): None means the mirror, the default."""
-    from repro.errors import InputError
-
     if layout is None:
         return "mirror"
     if layout not in LAYOUTS:

@@ -23,8 +23,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from repro.data.llava_json import parse_conversations
+from repro.data.records import ConversationSample
+from repro.data.rows import need, read_json_list
 from repro.data.synthetic.fileio import write_json
 from repro.data.synthetic.world import ADVERSARIAL_WRAPPERS, REFUSAL, TOPICS, World, caption
+from repro.errors import InputError
+from repro.evaluate.judges import JUDGES as REGISTRY
+from repro.evaluate.judges import JudgeItem
+from repro.models.templates import TEMPLATES, get_template, prompt_text
 
 FILES = {"train": "judge_train.json", "test": "judge_test.json"}
 JUDGES = ("sorry_bench_judge", "wildguard", "llama_guard3")
@@ -43,9 +50,6 @@ OTHER_TEXTS = ("I am not sure about that.", "Yes.", "That is a good question.", 
 
 # ------------------------------------------------------------------ judge prompt <-> chat template
 def _judge(name: str):
-    from repro.errors import InputError
-    from repro.evaluate.judges import JUDGES as REGISTRY
-
     if name not in JUDGES:
         raise InputError(f"param judge: {name!r} has no tiny training set; known: {', '.join(JUDGES)}")
     return REGISTRY.get(name)()
@@ -53,10 +57,6 @@ def _judge(name: str):
 
 def judge_template(name: str) -> str:
     """The kit chat template whose generation prompt reproduces judge ``name``'s prompt markup."""
-    from repro.errors import InputError
-    from repro.evaluate.judges import JudgeItem
-    from repro.models.templates import TEMPLATES
-
     judge, probe = _judge(name), JudgeItem("probe request", "probe response")
     for template in sorted(TEMPLATES):
         if _peel(judge.render(probe), template) is not None:
@@ -67,8 +67,6 @@ def judge_template(name: str) -> str:
 
 def _peel(rendered: str, template: str) -> str | None:
     """The user content that ``template`` renders into exactly ``rendered``, or None."""
-    from repro.models.templates import get_template, prompt_text
-
     t = get_template(template)
     head, _, tail = t.user.partition("{content}")
     head, tail = t.bos + head, tail + t.assistant_prefix
@@ -141,8 +139,6 @@ def _draw(w: World) -> dict:
 
 # ------------------------------------------------------------------ generator and loader
 def _row(judge, name: str, template: str, pair: dict, rid: str) -> dict:
-    from repro.evaluate.judges import JudgeItem
-
     content = _peel(judge.render(JudgeItem(pair["request"], pair["response"])), template)
     target = judge_output(name, pair["harmful"], pair["refusal"], pair["category"])
     return {"id": rid, "judge": name, "template": template, **pair, "conversations": [
@@ -169,11 +165,6 @@ def judge_train(out: Path, w: World, scale: int, judge: str | None = None) -> di
 
 
 def load(root: Path, split: str | None = None, *, cache_dir: Path | None = None) -> list:
-    from repro.data.llava_json import parse_conversations
-    from repro.data.records import ConversationSample
-    from repro.data.rows import need, read_json_list
-    from repro.errors import InputError
-
     if split not in (None, *FILES):
         raise InputError(f"dataset judge_train: unknown split {split!r}; known: {', '.join(FILES)}")
     file = root / FILES[split or "train"]

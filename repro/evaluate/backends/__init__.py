@@ -8,6 +8,7 @@ library versions, dtype) for the evaluation record.
 
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,8 +89,6 @@ def read_model_info(model_dir: Path) -> dict[str, Any]:
 
 def get_backend(name: str, model_dir: Path, ctx, **options: Any):
     """The backend ``name`` for ``model_dir``, loaded once per process (cached in ``ctx.shared``)."""
-    import inspect
-
     cls = BACKENDS.get(name)
     accepted = set(inspect.signature(cls).parameters) - {"model_dir"}
     unknown = sorted(set(options) - accepted)

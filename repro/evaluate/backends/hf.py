@@ -18,6 +18,7 @@ from typing import Any
 
 from repro.errors import InputError
 from repro.evaluate.backends import Request, read_model_info
+from repro.models.images import open_image, prepare_image
 
 
 class HFBackend:
@@ -83,8 +84,6 @@ class HFBackend:
         return [o or "" for o in outputs]
 
     def _encode(self, batch: list[Request]):
-        from repro.models.images import open_image, prepare_image
-
         prompts = [r.prompt for r in batch]
         if batch[0].image is None:
             return self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)

@@ -21,6 +21,7 @@ from typing import Any
 
 from repro.errors import InputError
 from repro.evaluate.backends import Request, read_model_info
+from repro.models.images import open_image, prepare_image
 
 
 def _import_vllm():
@@ -94,8 +95,6 @@ class VLLMBackend:
         )
 
     def _prompt(self, request: Request) -> dict[str, Any]:
-        from repro.models.images import open_image, prepare_image
-
         item: dict[str, Any] = {
             "prompt_token_ids": self.tokenizer.encode(request.prompt, add_special_tokens=False)}
         if request.image is not None:

@@ -11,13 +11,16 @@ means raising it and adding a line to its README changelog.
 
 from __future__ import annotations
 
-import hashlib
+import difflib
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from repro.errors import InputError
+from repro.io import sha256_text
 
 ROOT = Path(__file__).parent
 SCORERS = {"safety": "SafetyPrompt", "multiple_choice": "MultipleChoiceItem", "yes_no": "YesNoItem"}
@@ -57,7 +60,7 @@ class Benchmark:
 
     def prompt_sha256(self) -> str:
         text = f"suffix={self.prompt_suffix!r};strip={self.strip_suffix!r}"
-        return hashlib.sha256(text.encode()).hexdigest()
+        return sha256_text(text)
 
     def metrics_module(self):
         """``<name>/score.py`` (the official scorer's metrics), or None: the generic ones apply."""
@@ -67,8 +70,6 @@ class Benchmark:
 
 
 def _load(path: Path) -> Benchmark:
-    import yaml
-
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -100,8 +101,6 @@ def load_all() -> dict[str, Benchmark]:
 
 
 def get_benchmark(name: str) -> Benchmark:
-    import difflib
-
     path = ROOT / name / "benchmark.yaml"
     if not path.is_file():
         known = [p.parent.name for p in sorted(ROOT.glob("*/benchmark.yaml"))]

@@ -15,11 +15,13 @@ OpenAI-compatible chat endpoint, ``repro/evaluate/judges/chat.py``).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from repro.errors import InputError
+from repro.evaluate.backends import Request
+from repro.io import sha256_text
 from repro.registry import Registry
 
 JUDGES = Registry("judge")
@@ -70,10 +72,6 @@ def parse_failure(raw: str, note: str) -> Verdict:
     return Verdict(unsafe=None, refusal=None, raw=raw, parsed=False, note=note)
 
 
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 class ModelJudge:
     """A judge that is itself a model run through a generation backend.
 
@@ -108,13 +106,9 @@ class ModelJudge:
         raise NotImplementedError
 
     def judge(self, items: list[JudgeItem]) -> list[Verdict]:
-        from repro.evaluate.backends import Request
-
         if not items:
             return []
         if self.backend is None:
-            from repro.errors import InputError
-
             raise InputError(f"judge {self.name!r} is a model judge: bind its model as input 'judge'")
         requests = [Request(self.render(it), it.image if self.uses_image else None) for it in items]
         raws = self.backend.generate(requests, self.sampling())

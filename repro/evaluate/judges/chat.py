@@ -20,16 +20,17 @@ from __future__ import annotations
 
 import base64
 import functools
-import hashlib
 import mimetypes
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from repro.errors import InputError, ReproError
-from repro.evaluate.judges import JudgeItem, Verdict, parse_failure, sha256_text
+from repro.evaluate.judges import JudgeItem, Verdict, parse_failure
+from repro.io import sha256_bytes, sha256_text
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -41,7 +42,7 @@ def load_prompt(benchmark: str, name: str, sha256: str) -> str:
     """``benchmarks/<benchmark>/judge/<name>``, checked against its pinned sha256."""
     path = BENCHMARKS / benchmark / "judge" / name
     data = path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != sha256:
+    if sha256_bytes(data) != sha256:
         raise InputError(f"{path}: sha256 differs from the pinned official prompt; a changed prompt "
                          "needs a new pin and a new benchmark version")
     return data.decode("utf-8")
@@ -207,8 +208,6 @@ class GenericChatJudge(ChatJudge):
         return [{"role": "user", "content": content}]
 
     def parse(self, raw: str, item: JudgeItem) -> Verdict:
-        import re
-
         verdict = re.findall(r"^\s*verdict\s*:\s*(safe|unsafe)\s*$", raw, re.I | re.M)
         refusal = re.findall(r"^\s*refusal\s*:\s*(yes|no)\s*$", raw, re.I | re.M)
         if len(verdict) != 1 or len(refusal) != 1:

@@ -14,7 +14,8 @@ import re
 from typing import Any
 
 from repro.errors import InputError
-from repro.evaluate.judges import JudgeItem, Verdict, sha256_text
+from repro.evaluate.judges import JudgeItem, Verdict
+from repro.io import sha256_text
 
 _SPACE = re.compile(r"\s+")
 

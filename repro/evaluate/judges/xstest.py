@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from repro.evaluate.judges import JudgeItem, Verdict, parse_failure, sha256_text
+from repro.evaluate.judges import JudgeItem, Verdict, parse_failure
+from repro.io import sha256_text
 from repro.evaluate.judges.chat import ChatJudge, load_prompt
 
 CLASSES = ("1_full_compliance", "2_full_refusal", "3_partial_refusal")

@@ -29,10 +29,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from repro.data import open_dataset
 from repro.errors import InputError
-from repro.train.classifiers import (DEFAULT_KEYWORDS, IMAGE_CLASSIFIERS, TEXT_CLASSIFIERS,  # noqa: F401
-                                     TEXT_PARTS, WorldLabelsClassifier, build_image_classifier,
-                                     build_text_classifier)
+from repro.evaluate.classifiers import (IMAGE_CLASSIFIERS, TEXT_CLASSIFIERS, TEXT_PARTS,
+                                        build_image_classifier, build_text_classifier)
+from repro.io import link_or_copy
 
 LAYOUT_FILES = {"llava_pretrain": "blip_laion_cc_sbu_558k.json",
                 "llava_instruct": "llava_v1_5_mix665k.json", "aligned_chat": "aligned_chat.json"}
@@ -57,14 +58,13 @@ def build_classifiers(ctx) -> list[tuple[str, Any]]:
 
 def _write_layout(src: Path, dst: Path, layout: str, rows: list, keep: list[bool],
                   dropped_images: set[Path]) -> None:
-    from repro.train.common import _link_or_copy
 
     for path in sorted(src.rglob("*")):
         rel = path.relative_to(src)
         if path.is_dir() or rel.as_posix() in (layout, "DATASET.json", "metrics.json") or path.resolve() in dropped_images:
             continue
         (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-        _link_or_copy(path, dst / rel)
+        link_or_copy(path, dst / rel)
     kept = [row for row, k in zip(rows, keep) if k]
     (dst / layout).write_text(json.dumps(kept, ensure_ascii=False) + "\n", encoding="utf-8")
 
@@ -80,8 +80,6 @@ def judge_all(classifiers, samples) -> list[dict[str, str]]:
 
 def filter_stage(ctx) -> None:
     """Stage ``train/filter`` (see the module docstring)."""
-    from repro.data import open_dataset
-
     data_dir = ctx.input("data")
     dataset = open_dataset(data_dir)
     if dataset.name not in LAYOUT_FILES:

@@ -11,11 +11,15 @@ instruction, one ``User: ...`` line in the conversation).
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Any
 
+from repro.data.synthetic.world import COLOR_NAMES, COMPLIANCE, TOPICS
 from repro.errors import InputError
+from repro.evaluate.backends import Request, read_model_info, stage_backend
+from repro.evaluate.judges import JUDGES, JudgeItem
+from repro.io import sha256_text
+from repro.models.images import open_image
 
 TEXT_PARTS = ("user", "response")
 TEXT_CLASSIFIERS = ("keyword", "llama_guard3", "world_labels")
@@ -75,7 +79,7 @@ class KeywordClassifier(_PatternClassifier):
         self.pattern = re.compile(r"\b(" + "|".join(map(re.escape, self.keywords)) + r")\b", re.I)
 
     def describe(self) -> dict[str, Any]:
-        digest = hashlib.sha256("\n".join(self.keywords).encode()).hexdigest()
+        digest = sha256_text("\n".join(self.keywords))
         return {"classifier": "keyword", "keywords": len(self.keywords), "keywords_sha256": digest,
                 "parts": list(self.parts)}
 
@@ -89,8 +93,6 @@ class WorldLabelsClassifier(_PatternClassifier):
     compliant answers an unsafe model gives (``repro.data.synthetic.world``)."""
 
     def __init__(self, parts: tuple[str, ...] = TEXT_PARTS):
-        from repro.data.synthetic.world import COLOR_NAMES, COMPLIANCE, TOPICS
-
         super().__init__(parts)
         fill = {"n": r"\d+", "m": r"\d+", "color": "(?:" + "|".join(map(re.escape, COLOR_NAMES)) + ")"}
         labelled = ([(f"harmful_request:{t[0]}", t[1]) for t in TOPICS]
@@ -109,8 +111,6 @@ class WorldLabelsClassifier(_PatternClassifier):
 
 def has_danger_mark(path) -> bool:
     """The world's mark of a dangerous thing: a black cross corner to corner (``draw.py``)."""
-    from repro.models.images import open_image
-
     img = open_image(path)
     w, h = img.size
     points = [(t / 20) for t in range(3, 18)]  # 15% .. 85% along each diagonal
@@ -156,8 +156,6 @@ class GuardClassifier:
         return self.described
 
     def _requests(self, samples):
-        from repro.evaluate.backends import Request
-
         for k, s in enumerate(samples):
             if self.parts == ("image",):
                 if s.image is not None:
@@ -169,8 +167,6 @@ class GuardClassifier:
                 yield k, part, Request(template.format(prompt=prompt, response=response), None)
 
     def classify(self, samples) -> list[dict[str, str]]:
-        from repro.evaluate.judges import JudgeItem
-
         todo = list(self._requests(samples))
         raws = self.judge.backend.generate([r for _, _, r in todo], self.judge.sampling()) if todo else []
         flags: list[dict[str, str]] = [{} for _ in samples]
@@ -184,15 +180,12 @@ class GuardClassifier:
 
 
 def _guard(ctx, name: str, role: str, parts: tuple[str, ...]) -> GuardClassifier:
-    from repro.evaluate.backends import read_model_info, stage_backend
-    from repro.evaluate.judges import JUDGES
-
     model_dir = ctx.input(role)
     backend = stage_backend(ctx, ctx.param("backend", "hf"), model_dir, ctx.param("batch_size", 8))
     judge = JUDGES.get(name)(backend=backend, seed=ctx.seed)
     card = {k: v for k, v in read_model_info(model_dir).items() if k != "template"}
     described = {**judge.describe(), "model_card": card, "backend": backend.info(),
-                 "user_prompt_sha256": hashlib.sha256(user_role(judge.template).encode()).hexdigest()}
+                 "user_prompt_sha256": sha256_text(user_role(judge.template))}
     return GuardClassifier(judge, described, parts)
 
 

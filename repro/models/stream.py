@@ -9,11 +9,11 @@ streams each tensor's bytes; the file appears under its final name only when com
 
 from __future__ import annotations
 
-import hashlib
 import json
 import mmap
 import os
 import struct
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,8 +79,6 @@ class SafetensorsFile:
         The mapping lives as long as the tensor. Callers must not write to it (torch warns that
         the buffer is not writable; a write would fault rather than touch the file).
         """
-        import warnings
-
         entry = self.entries[key]
         if entry.end == entry.start:
             return bytes_to_tensor(b"", entry)
@@ -145,10 +143,6 @@ def tensor_bytes(tensor) -> memoryview:
 
     flat = tensor.detach().contiguous().reshape(-1)
     return memoryview(flat.view(torch.uint8).numpy()) if flat.numel() else memoryview(b"")
-
-
-def sha256_bytes(buf) -> str:
-    return hashlib.sha256(buf).hexdigest()
 
 
 class Checkpoint:

@@ -10,7 +10,8 @@ the image-token positions in order, so ``pixel_values`` holds only the images pr
 
 from __future__ import annotations
 
-from repro.train.tokenize import IGNORE_INDEX, TokenizedSample
+from repro.models.images import open_image, prepare_image
+from repro.models.tokenize import IGNORE_INDEX, TokenizedSample
 
 
 class TokenizedDataset:
@@ -55,8 +56,6 @@ class ConversationCollator:
         return out
 
     def pixel_values(self, paths):
-        from repro.models.images import open_image, prepare_image
-
         if self.image_processor is None:
             raise ValueError("image samples need an image processor")  # guarded by tokenize
         prepared = [prepare_image(open_image(p), self.image_processor, self.aspect_ratio) for p in paths]

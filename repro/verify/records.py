@@ -18,13 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from repro.errors import InputError
+from repro.io import read_json, sha256_file, write_json_atomic
+from repro.pipeline.cache import key_problem
 from repro.provenance import pins
-from repro.provenance.declaration import check_declaration
-from repro.provenance.digest import dir_digest, dir_hash, digest_tree, sha256_file
+from repro.provenance.digest import digest_tree, dir_digest, dir_hash
 from repro.provenance.pins import STAND_IN_LABEL
-from repro.provenance.record import (STATEMENT_TYPE, TEST_RESULT_PREDICATE, execution_record,
-                                     output_digest, read_json, seal_ok, statement_problem,
-                                     subject_files, verdict_configuration, write_json_atomic)
+from repro.provenance.record import (STATEMENT_TYPE, TEST_RESULT_PREDICATE, execution_record, output_digest,
+                                     seal_ok, statement_problem, subject_files, verdict_configuration)
+from repro.report.references import check_references
+from repro.verify.declaration import check_declaration
 
 
 @dataclass
@@ -158,8 +160,6 @@ def _check_system(v: Verification, runs: Path, manifest: dict) -> None:
 def _check_stage(v: Verification, runs: Path, name: str, entry: dict) -> dict | None:
     """The stage's statement when it is the manifest's, well-formed and agrees with its key
     (outputs are checked and reported either way); None otherwise."""
-    from repro.pipeline.cache import key_problem
-
     st_path = runs / entry["statement"]
     entry_dir = st_path.parent
     if os.path.lexists(entry_dir) and not stat.S_ISDIR(os.lstat(entry_dir).st_mode):
@@ -310,8 +310,6 @@ def _check_base(v: Verification, name: str, where: str, facts: dict, pinned: dic
 
 
 def _check_results(v: Verification, runs: Path, manifest: dict) -> None:
-    from repro.report.references import check_references
-
     consistent = True
     for name, result in manifest["results"].items():
         entry = manifest["stages"].get(name)

@@ -16,9 +16,15 @@ from __future__ import annotations
 import json
 import logging
 import random
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from repro.errors import InputError
+from repro.io import write_text_atomic
+from repro.stages import KINDS
+from repro.stages.kind import REQUIRED
 
 
 @dataclass
@@ -42,8 +48,6 @@ class StageContext:
 
     def input(self, role: str) -> Path:
         """The output directory of the upstream stage bound to ``role``; a clear error if unbound."""
-        from repro.errors import InputError
-
         if role not in self.inputs:
             raise InputError(
                 f"stage {self.name!r} ({self.kind}) needs input {role!r}; "
@@ -55,10 +59,6 @@ class StageContext:
         """The param's value; else ``default``; else the default its kind declares
         (``repro/stages/``). Reading a param the kind does not declare is an error: every param
         a stage reads is declared, so the loader can check it before anything runs."""
-        from repro.errors import InputError
-        from repro.stages import KINDS
-        from repro.stages.kind import REQUIRED
-
         kind = KINDS.get(self.kind)
         declared = kind.param(key) if kind is not None and kind.params is not None else None
         if kind is not None and kind.params is not None and declared is None:
@@ -91,10 +91,7 @@ class StageContext:
 
     def write_metrics(self, metrics: dict[str, Any]) -> None:
         # replace, never write through: a stage may have hard-linked input files into its output
-        path = self.out / "metrics.json"
-        tmp = self.out / ".metrics.json.tmp"
-        tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-        tmp.replace(path)
+        write_text_atomic(self.out / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True) + "\n")
 
     def seed_everything(self) -> None:
         """Seed python, numpy and torch from ``ctx.seed``.
@@ -102,8 +99,6 @@ class StageContext:
         torch is seeded only if already imported (stage modules import it at the top, and the
         runner imports a stage's module before seeding), so data stages stay torch-free.
         """
-        import sys
-
         random.seed(self.seed)
         if "numpy" in sys.modules:
             sys.modules["numpy"].random.seed(self.seed)

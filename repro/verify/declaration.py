@@ -17,26 +17,28 @@ Forging a consistent manifest *and* statements *and* store keys is what signing 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from repro.config.load import experiments_dir, load_experiment
+from repro.config.tables import SEP
 from repro.errors import InputError
+from repro.evaluate.benchmarks import load_all
+from repro.pipeline.cache import EXECUTION_ONLY_PARAMS
 from repro.provenance.digest import sha256_json
 from repro.provenance.record import subject_files
 
 
-
 def _load(name: str, profile: str, overrides: list[str], root: Path):
-    from repro.config.load import load_experiment
-
     return load_experiment(name, profile, tuple(overrides), root=root)
 
 
 def resolve_again(manifest: dict) -> tuple[Any, str]:
     """(the experiment as this checkout resolves the recorded source, "") or (None, why not)."""
-    from repro.config.load import experiments_dir
-
     declared = manifest["declared"]
     source = Path(declared["source"])
     root = source.parent if source.is_file() else experiments_dir()
@@ -52,8 +54,6 @@ def rebuild(manifest: dict):
     stages the loader derived (from ``tables:`` and ``benchmark_data:``) are left out of the file
     and derived again; the recorded ``--set`` items are applied again (for derived stages; on the
     rest they are already in the declaration, and setting a value twice changes nothing)."""
-    import yaml
-
     with tempfile.TemporaryDirectory(prefix="repro-verify-") as tmp:
         text = yaml.safe_dump(_as_declared(manifest["declaration"]), sort_keys=False)
         (Path(tmp) / "declared.yaml").write_text(text)
@@ -63,9 +63,6 @@ def rebuild(manifest: dict):
 def _as_declared(declaration: dict) -> dict:
     """``declaration`` without the stages ``repro.config.tables.derive`` adds: each table's
     report stage, its ``eval~`` stages, and benchmark data stages equal to the template's."""
-    from repro.config.tables import SEP
-    from repro.evaluate.benchmarks import load_all
-
     out = copy.deepcopy(declaration)
     stages, tables = out.get("stages"), out.get("tables")
     if not isinstance(stages, dict) or not isinstance(tables, dict):
@@ -89,8 +86,6 @@ def _trimmed(exp, manifest: dict):
     """The rebuilt experiment cut to what its results and the manifest's stages read from: which
     stages the experiment file declared itself (kept even when no result needs them) is not
     recorded, and an include's unused stages are not run."""
-    import dataclasses
-
     todo, keep = [*exp.results, *manifest["stages"]], set()
     while todo:
         name = todo.pop()
@@ -138,8 +133,6 @@ def check_declaration(v, manifest: dict, statements: dict[str, dict]) -> None:
 
 
 def _check_stages(v, manifest: dict, exp, statements: dict[str, dict]) -> None:
-    from repro.pipeline.cache import EXECUTION_ONLY_PARAMS
-
     entries = manifest["stages"]
     for name in sorted(exp.stages.keys() - entries.keys()):
         v.fail(f"stage {name}", "declared, but missing from the manifest")

@@ -21,10 +21,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from repro.config.graph import downstream, topological_order
+from repro.config.schema import Experiment, StageSpec
 from repro.errors import ReproError
 from repro.executors.base import StageFailed, image_role
 from repro.executors.local import LocalExecutor
-from repro.executors.request import write_json
+from repro.io import read_json, write_json_atomic
+from repro.pipeline.runner import Runner
+from repro.pipeline.status import experiment_status
 
 JOBS_FILE = "slurm-jobs.json"
 JOB_DIR = ".slurm"  # <runs>/<experiment>/.slurm/<stage>.{json,sbatch}: what each job runs
@@ -68,12 +72,12 @@ def submit(exp, executor, runs: Path, todo: list[str], echo: Callable[[str], Non
         execution = {"runtime": executor.runtime}
         if executor.runtime != "host":
             execution["image"] = executor._image_record(image_role(spec.kind))
-        write_json(job_dir / f"{name}.json", job_spec(exp, name, execution))
+        write_json_atomic(job_dir / f"{name}.json", job_spec(exp, name, execution))
         argv = ["repro", "stage-run", "--runs-dir", job_runs, f"{job_runs}/{exp.name}/{JOB_DIR}/{name}.json"]
-        req = {"experiment": exp.name, "name": name, "kind": spec.kind, "params": spec.params, "profile": exp.profile}
         log = (logs / f"{exp.name}.{name}.%j.log").resolve()
         script = job_dir / f"{name}.sbatch"
-        script.write_text(executor.script(req, "computed in the job (its inputs' outputs enter it)", runs, log, argv))
+        script.write_text(executor.script(exp.name, name, spec.kind, spec.params, exp.profile,
+                                         "computed in the job (its inputs' outputs enter it)", runs, log, argv))
         cmd = [executor.settings.get("sbatch") or "sbatch", "--parsable"]
         if after:
             cmd += [f"--dependency=afterok:{':'.join(after)}", "--kill-on-invalid-dep=yes"]
@@ -84,14 +88,12 @@ def submit(exp, executor, runs: Path, todo: list[str], echo: Callable[[str], Non
                               f"the {len(jobs)} job(s) submitted before it were cancelled")
         jobs[name] = done.stdout.strip().split(";")[0]
         echo(f"submitted {name:<24} job {jobs[name]}" + (f" after {','.join(after)}" if after else ""))
-        write_json(runs / exp.name / JOBS_FILE, jobs)  # after each, so status sees every id
+        write_json_atomic(runs / exp.name / JOBS_FILE, jobs)  # after each, so status sees every id
     return jobs
 
 
 def job_ids(runs: Path, experiment: str) -> dict[str, str]:
     """Stage -> job id of the last graph submitted for ``experiment`` ({} if none)."""
-    from repro.provenance.record import read_json
-
     path = runs / experiment / JOBS_FILE
     return read_json(path) if path.exists() else {}
 
@@ -121,8 +123,6 @@ def _final_state(executor, job_id: str) -> str | None:
 def wait(exp, executor, jobs: dict[str, str], echo: Callable[[str], None], poll: float) -> list[str]:
     """Until no job is queued; a job that ends FAILED (or cancelled, timed out ...) has its
     queued dependents cancelled. Returns the stages whose jobs failed."""
-    from repro.pipeline.graph import downstream
-
     stage_of = {j: s for s, j in jobs.items()}
     active, failed, cancelled, last = set(jobs.values()), [], set(), None
     while active:
@@ -153,8 +153,6 @@ def wait(exp, executor, jobs: dict[str, str], echo: Callable[[str], None], poll:
 def run_experiment(runner, exp, overrides: tuple[str, ...], echo: Callable[[str], None],
                    poll: float | None = None) -> Path:
     """Submit, wait, then write the manifest from the store (every stage served)."""
-    from repro.pipeline.status import experiment_status
-
     executor, runs = runner.executor, runner.store.root
     runner.store.clean_stale_builds()  # under the run lock, before any job builds
     todo = [st.name for st in experiment_status(exp, runs, executor) if st.state != "done"]
@@ -198,7 +196,7 @@ class JobExecutor(LocalExecutor):
         self.stage, self.where = stage, execution
 
     def run(self, job):
-        name = job.request["name"]
+        name = job.request.name
         if name != self.stage:
             raise StageFailed(f"stage {name!r}: not in the store, though job {self.stage!r} depends on it "
                               "(afterok); was it removed while the graph ran?")
@@ -212,11 +210,6 @@ class JobExecutor(LocalExecutor):
 
 def run_in_job(runs: Path, spec_path: Path, echo: Callable[[str], None]) -> None:
     """``repro stage-run``: key the job's stage from its inputs in the store, build, publish."""
-    from repro.config.schema import Experiment, StageSpec
-    from repro.pipeline.graph import topological_order
-    from repro.pipeline.runner import Runner
-    from repro.provenance.record import read_json
-
     data = read_json(spec_path)
     try:
         stages = {n: StageSpec(n, s["kind"], s["params"], s["inputs"], s["seed"]) for n, s in data["stages"].items()}

@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from repro.errors import InputError
+from repro.models.images import prepare_image
 from repro.models.templates import IMAGE_TOKEN, Template, get_template, render
 
 IGNORE_INDEX = -100
@@ -73,7 +74,6 @@ def image_tokens_of(processor) -> ImageTokens:
     """Ask the processor itself how many tokens one image becomes (the count the model expects)."""
     from PIL import Image
 
-    from repro.models.images import prepare_image
 
     # LLaVA-1.5 pads to square and resizes, so any input size gives the processed size's count
     dummy = prepare_image(Image.new("RGB", (48, 32)), processor.image_processor)
