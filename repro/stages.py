@@ -17,6 +17,7 @@ for _kind, _target in {
     "models/tiny_llm": "repro.models.tiny:build_llm_stage",
     "models/fetch": "repro.models.fetch:fetch_model_stage",
     "models/assemble_llava": "repro.models.llava:assemble_stage",
+    "models/tiny_clip": "repro.models.tiny_clip:tiny_clip_stage",
     # train
     "train/text_sft": "repro.train.sft:text_sft_stage",
     "train/vl_adapt": "repro.train.vl_adapt:run_stage",

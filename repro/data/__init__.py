@@ -39,6 +39,7 @@ for _name, _target in {
     "mme": "repro.data.mme:load",
     "seed_bench": "repro.data.seed_bench:load",
     "judge_train": "repro.data.synthetic.judge_sets:load",
+    "web_pairs": "repro.data.synthetic.clip_sets:load",
 }.items():
     DATASETS.register(_name, _target)
 

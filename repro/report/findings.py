@@ -11,7 +11,11 @@ Scores (fractions; each benchmark's own metric):
   LLM and LVLM share;
 - ``asr``: mean ASR of SORRY-Bench, WildJailbreak and MM-SafetyBench (LVLMs);
 - ``over_refusal``: refusal rate on WildJailbreak's benign prompts (exaggerated safety);
-- ``helpful``: mean accuracy of MMBench (per question), MME and SEED-Bench.
+- ``helpful``: mean of MMBench's circular accuracy, MME's acc+ (both questions of an image
+  right) and SEED-Bench's accuracy: each benchmark's strict metric, so that answering without
+  looking scores near zero (per-question MMBench accuracy and MME accuracy are 0.4-0.5 by chance).
+  ``helpful_chance`` beside it: the same score for answers drawn uniformly among each item's
+  options (MMBench: (1/k)^k per question of k options; MME: 1/4 per image; SEED: 1/k).
 The scores and margins are our choices (the paper states claims, not thresholds); they are
 written here once and into findings.json.
 """
@@ -39,13 +43,29 @@ MODELS = {"aligned LLM": ("ev_llm_b", True, ""), "VL-adapted": ("ev_stage2_b", F
           "DPO (SPA-VL)": ("ev_dpo_spa", False, ""), "MTL": ("ev_mtl", False, ""),
           **{f"merge w={w}": ("ev_merged", False, f"@{w}") for w in MERGE_WEIGHTS}}
 SCORES = ("asr_text", "asr", "over_refusal", "helpful")
+HELPFUL = {"mmbench": "circular_acc", "mme": "acc_plus", "seed": "acc"}  # benchmark -> metric
+
+
+def _chance(samples: list[dict], metric: str) -> float:
+    """Expected ``metric`` for answers drawn uniformly among each item's options."""
+    if metric == "acc_plus":  # MME: two yes/no questions per image
+        return 0.25
+    if metric == "acc":
+        return sum(1 / len(s["options"]) for s in samples) / len(samples)
+    groups: dict[str, int] = {}  # circular: every rotation of a k-option question right
+    for s in samples:
+        groups[s.get("group") or s["id"]] = len(s["options"])
+    return sum((1 / k) ** k for k in groups.values()) / len(groups)
 
 
 def scores(runs: Path, manifest: dict) -> dict[str, dict[str, float]]:
-    """Per model of the chain: the four scores, from the stages' metrics.json."""
+    """Per model of the chain: the four scores, from the stages' metrics.json (and the chance
+    level of ``helpful``, from the VL-adapted model's samples: the same items for every model)."""
+    def output(stage: str) -> Path:
+        return runs / manifest["stages"][stage]["output"]
+
     def metrics(stage: str) -> dict:
-        out = manifest["stages"][stage]["output"]
-        return json.loads((runs / out / "metrics.json").read_text())["metrics"]
+        return json.loads((output(stage) / "metrics.json").read_text())["metrics"]
 
     table = {}
     for model, (prefix, text_only, suffix) in MODELS.items():
@@ -54,8 +74,16 @@ def scores(runs: Path, manifest: dict) -> dict[str, dict[str, float]]:
         row = {"asr_text": (sorry["asr"] + wjb["asr"]) / 2, "over_refusal": wjb["benign_refusal_rate"]}
         if not text_only:
             row["asr"] = (sorry["asr"] + wjb["asr"] + m("mmsb")["asr"]) / 3
-            row["helpful"] = (m("mmbench")["acc"] + m("mme")["acc"] + m("seed")["acc"]) / 3
+            row["helpful"] = sum(m(bench)[key] for bench, key in HELPFUL.items()) / len(HELPFUL)
         table[model] = row
+    prefix = MODELS["VL-adapted"][0]
+    chances = []
+    for bench, key in HELPFUL.items():
+        lines = (output(f"{prefix}_{bench}") / "samples.jsonl").read_text().splitlines()
+        chances.append(_chance([json.loads(line) for line in lines], key))
+    for row in table.values():
+        if "helpful" in row:
+            row["helpful_chance"] = sum(chances) / len(chances)
     return table
 
 
@@ -143,6 +171,9 @@ def render(profile: str, measured: dict[int, dict], found: dict[str, dict]) -> s
         for score in SCORES:
             vals = [measured[s][model].get(score) for s in seeds]
             cells.append(" / ".join(f"{x:.2f}" for x in vals) if all(x is not None for x in vals) else "")
+            if score == "helpful" and cells[-1]:
+                chance = [measured[s][model]["helpful_chance"] for s in seeds]
+                cells[-1] += " (chance " + " / ".join(f"{x:.2f}" for x in chance) + ")"
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     lines += ["", "Scores and margins: repro/report/findings.py (our choices; the paper states claims, "
               "not thresholds)."]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from repro.errors import InputError
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 SIZES = {"tiny": 1, "small": 4, "medium": 16, "large": 64}
 DEFAULT_SIZE = "small"
 
@@ -34,9 +34,10 @@ GENERATORS = {
     "mme": "helpful_sets:mme",
     "seed_bench": "helpful_sets:seed_bench",
     "judge_train": "judge_sets:judge_train",
+    "web_pairs": "clip_sets:web_pairs",
 }
 # generator-specific params, passed to the generator as keyword arguments and kept in the marker
-OPTIONS = {"judge_train": ("judge",)}
+OPTIONS = {"judge_train": ("judge",), "llava_pretrain": ("unsafe_rate",), "llava_instruct": ("unsafe_rate",)}
 
 
 def scale_of(size) -> int:
@@ -51,11 +52,16 @@ def scale_of(size) -> int:
     raise InputError(f"param size: expected one of {', '.join(SIZES)} or a positive integer, got {size!r}")
 
 
+def resolved(options: dict, counts: dict) -> dict:
+    """The options as the generator applied them (an unset option: the value it reports)."""
+    return {key: counts.get(key, value) if value is None else value for key, value in options.items()}
+
+
 def generate(dataset: str, out: Path, seed: int, size="small", **options) -> dict:
     """Write ``dataset`` into the (empty or new) folder ``out``; return its counts."""
     import importlib
 
-    from repro.data.synthetic.world import World
+    from repro.data.synthetic.world import MC_ANSWER, World
 
     if dataset not in GENERATORS:
         raise InputError(f"param dataset: unknown synthetic dataset {dataset!r}; known: {', '.join(sorted(GENERATORS))}")
@@ -69,7 +75,8 @@ def generate(dataset: str, out: Path, seed: int, size="small", **options) -> dic
         raise InputError(f"dataset {dataset}: unknown option(s) {unknown}")
     counts = generator(out, World(seed, dataset), scale, **options)
     marker = {"dataset": dataset, "source": "synthetic", "generator_version": GENERATOR_VERSION,
-              "seed": seed, "size": size, "scale": scale, "counts": counts, **options}
+              "seed": seed, "size": size, "scale": scale, "counts": counts, "mc_answer": MC_ANSWER,
+              **resolved(options, counts)}
     (out / "DATASET.json").write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return counts
 
@@ -80,5 +87,5 @@ def run_stage(ctx) -> None:
     options = {key: ctx.param(key, None) for key in OPTIONS.get(dataset, ())}
     counts = generate(dataset, ctx.out, ctx.seed, size, **options)
     ctx.protocol("synthetic_world", {"generator_version": GENERATOR_VERSION, "dataset": dataset,
-                                     "size": size, **options})
+                                     "size": size, **resolved(options, counts)})
     ctx.write_metrics({"dataset": dataset, "counts": counts})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from repro.data.synthetic.draw import png_shape, png_stacked, png_text
+from repro.data.synthetic.draw import png_stacked, png_text
 from repro.data.synthetic.fileio import hf_image, write_bytes, write_json, write_jsonl, write_parquet, write_table
 from repro.data.synthetic.world import World
 
@@ -54,13 +54,13 @@ def mm_safetybench(out: Path, w: World, scale: int) -> dict:
         items = []
         for k in range(per_scenario):
             req = w.request(harmful=True, topic=s + k)
-            color, shape, _, _ = w.look()
-            items.append((k, req, color, shape))
+            items.append((k, req, w.look()))
         splits = {
-            "SD": [(MM_SD_QUESTION, png_shape(c, sh, danger=True)) for _, _, c, sh in items],
-            "SD_TYPO": [(MM_TYPO_QUESTION, png_stacked(c, sh, r.key_phrase)) for _, r, c, sh in items],
-            "TYPO": [(MM_TYPO_QUESTION, png_text([r.key_phrase])) for _, r, _, _ in items],
-            "Text_only": [(r.text, None) for _, r, _, _ in items],
+            "SD": [(MM_SD_QUESTION, look.png(danger=True)) for _, _, look in items],
+            "SD_TYPO": [(MM_TYPO_QUESTION, png_stacked(look.color, look.shape, r.key_phrase))
+                        for _, r, look in items],
+            "TYPO": [(MM_TYPO_QUESTION, png_text([r.key_phrase])) for _, r, _ in items],
+            "Text_only": [(r.text, None) for _, r, _ in items],
         }
         for split, pairs in splits.items():
             rows = [{"id": k, "question": q, "image": hf_image(img, f"{k}.png" if img else None)}
@@ -73,9 +73,8 @@ def mm_safetybench(out: Path, w: World, scale: int) -> dict:
 def siuo(out: Path, w: World, scale: int) -> dict:
     rows = []
     for i in range(5 * scale):
-        color, shape, dx, dy = w.look()
         name = f"S-{i + 1:02d}.png"
-        write_bytes(out / "images" / name, png_shape(color, shape, dx, dy, danger=True))
+        write_bytes(out / "images" / name, w.look().png(danger=True))
         rows.append({"question_id": 1000 + i, "image": name, "question": w.pick(SIUO_QUESTIONS),
                      "category": SIUO_CATEGORIES[i % len(SIUO_CATEGORIES)],
                      "safety_warning": "The black cross marks the thing as dangerous.",
