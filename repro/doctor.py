@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from repro.stages import describe
+
 # Download size of each lock entry (the fetched files). A .bin-only model is converted once, so
 # its output is as large again (CONVERTED). LLaVA-Pretrain: 27.4 GB images.zip + its unpacked copy.
 # LLaVA-Instruct: the 1 GB json plus COCO/GQA/OCR-VQA/TextVQA/VG images (~70 GB, from a mirror).
@@ -32,10 +34,10 @@ ENTRY_GB = {
 LLAVA_CKPT_GB = 14.7  # every jiyeonkim/llava-tulu2sft-* LLaVA checkpoint (3 shards)
 DEFAULT_ENTRY_GB = 1.0
 CONVERTED = {"tulu2_7b", "clip_vit_l14_336"}
-# Output of one stage (GB) by kind prefix, and the largest scratch one stage holds at once
-# (a 7B ZeRO resume checkpoint: fp32 master weights + two Adam moments ~ 12 bytes/parameter).
-STAGE_GB = {"paper": {"train/": 13.5, "models/assemble_llava": 14.0, "merge/": 13.5, "evaluate/": 0.1},
-            "tiny": {"": 0.05}}
+# Output of one stage (GB): its kind's `disk_gb` (repro/stages/) in the paper profile, this in
+# the tiny one; and the largest scratch one stage holds at once (a 7B ZeRO resume checkpoint:
+# fp32 master weights + two Adam moments ~ 12 bytes/parameter).
+TINY_STAGE_GB = 0.05
 SCRATCH_GB = {"paper": 85.0, "tiny": 0.1}
 # Paper hardware: training on 4x H100 80GB, evaluation on 4x A100 80GB. One 80 GB-class GPU is
 # the rough floor for evaluation (a 7B LVLM plus a 13B judge in bf16 with vLLM's KV cache).
@@ -111,9 +113,10 @@ def query_gpus() -> list[dict] | None:
 def gpu_requirement(needs: Needs) -> tuple[int, int, str]:
     if needs.profile == "tiny":
         return 0, 0, "tiny profile runs on CPU"
-    if any(k.startswith("train/") for k in needs.kinds):
+    kinds = [describe(k) for k in needs.kinds]
+    if any(k.cost == "train" for k in kinds):
         return TRAIN_GPUS, TRAIN_GPU_GB, f"training needs {TRAIN_GPUS}x GPU >= {TRAIN_GPU_GB} GB (paper: 4x H100 80GB)"
-    if any(k.startswith("evaluate/") for k in needs.kinds):
+    if any(k.gpus != "none" for k in kinds):
         return EVAL_GPUS, EVAL_GPU_GB, f"evaluation needs >= {EVAL_GPUS} GPU >= {EVAL_GPU_GB} GB (paper: 4x A100 80GB)"
     return 0, 0, "no stage needs a GPU"
 
@@ -138,9 +141,8 @@ def disk_estimate(needs: Needs) -> float:
     for (kind, key), params in needs.fetches.items():
         size = ENTRY_GB.get(key, LLAVA_CKPT_GB if key.startswith("tulu2_vl") else DEFAULT_ENTRY_GB)
         total += size * (2 if key in CONVERTED and params.get("allow_pickle") else 1)
-    table = STAGE_GB[needs.profile]
     for kind in needs.kinds:
-        total += next((gb for prefix, gb in table.items() if kind.startswith(prefix)), 0.0)
+        total += TINY_STAGE_GB if needs.profile == "tiny" else describe(kind).disk_gb
     return total + SCRATCH_GB[needs.profile]
 
 

@@ -18,9 +18,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from repro.cli import env, fetch, inspect, run, stage, verify
+    from repro.cli import env, fetch, inspect, keys, run, stage, verify
 
-    for module in (run, inspect, verify, env, fetch, stage):
+    for module in (run, inspect, verify, keys, env, fetch, stage):
         for command in module.COMMANDS:
             cli.add_command(command)
 

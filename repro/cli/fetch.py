@@ -67,10 +67,14 @@ def data_group():
 @click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--split", "splits", multiple=True, help="Split(s) to read (default: the loader's default).")
 def data_check_cmd(name, path, splits):
-    """Read a local copy of dataset NAME (a loader name) at PATH: counts per split and category."""
-    from repro.data.fetch import check_dataset
+    """Read a local copy of dataset NAME (a loader name) at PATH: counts per split and category.
+    MM-SafetyBench, SEED-Bench, SIUO and MME are read from their official release layout or
+    their Hugging Face mirror, whichever PATH holds (the layout is printed)."""
+    from repro.data.fetch import check_dataset, layout_note
 
     counts = check_dataset(path, name, list(splits) or None)
+    for layout in layout_note(path, name).values():
+        click.echo(f"{name}: {layout} layout")
     for split, c in counts.items():
         click.echo(f"{name} {split}: {c['n']} records")
         for category, n in c["categories"].items():

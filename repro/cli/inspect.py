@@ -20,9 +20,10 @@ def list_cmd(profile):
     for name in list_experiments():
         exp = load_experiment(name, profile)
         click.echo(f"{name}: {exp.description}")
+        width = max(len(s) for s in exp.stages)
         for spec in exp.stages.values():
             ins = ", ".join(f"{r}<-{u}" for r, u in spec.inputs.items())
-            click.echo(f"  {spec.name:<24} {spec.kind:<22} {ins}")
+            click.echo(f"  {spec.name:<{width}} {spec.kind:<22} {ins}")
 
 
 @click.command("status")
@@ -54,13 +55,19 @@ def plan_cmd(experiment, profile, runs_dir, overrides, executor_name, executor_c
     (executor, image), its launch command, the GPUs it needs and a GPU-hour estimate (cost
     model: repro/report/estimates.py); nothing is run."""
     from repro.config.load import load_experiment
+    from repro.evaluate.plan import describe_stage
     from repro.executors import make_executor
+    from repro.executors.base import image_bases
     from repro.report.estimates import estimate, total_hours
 
     exp = load_experiment(experiment, profile, overrides)
     executor = make_executor(executor_name, profile, executor_config)
-    states = _states(exp, runs_dir, executor)
     click.echo(f"{exp.name} ({profile}) from {exp.source}")
+    states = _states(exp, runs_dir, executor)
+    pins = image_bases(profile)
+    wheres = {name: executor.describe(spec.kind, profile) for name, spec in exp.stages.items()}
+    for line in _base_images(wheres.values()):
+        click.echo(line)
     estimates = []
     for spec in exp.stages.values():
         est = estimate(exp, spec)
@@ -68,11 +75,13 @@ def plan_cmd(experiment, profile, runs_dir, overrides, executor_name, executor_c
         hours = f"{est.gpu_hours:.1f} GPU-h" if est.gpu_hours is not None else "-"
         click.echo(f"- {spec.name}: {spec.kind} seed={spec.seed} inputs={json.dumps(spec.inputs)}")
         click.echo(f"    [{states.get(spec.name, 'missing')}] gpus={est.gpus} estimate={hours} ({est.note})")
-        click.echo(f"    runs: {_where(executor.describe(spec.kind, profile))}")
+        click.echo(f"    runs: {_where(wheres[spec.name], pins)}")
         if spec.params.get("launch"):
             click.echo(f"    launch: {_launch_line(spec.params['launch'])}")
         for key, value in sorted(spec.params.items()):
             click.echo(f"    {key}: {json.dumps(value)}")
+        for line in describe_stage(spec.kind, spec.params, spec.inputs):  # judge and protocol
+            click.echo(f"    {line}")
     todo = [e for e, s in zip(estimates, exp.stages) if states.get(s) != "done"]
     cached = sum(1 for s in exp.stages if states.get(s) == "done")
     click.echo(f"total: {len(exp.stages)} stages, {cached} cached in {runs_dir}; "
@@ -81,10 +90,31 @@ def plan_cmd(experiment, profile, runs_dir, overrides, executor_name, executor_c
                "still to run (assumptions: repro/report/estimates.py)")
 
 
-def _where(where: dict) -> str:
+def _where(where: dict, pins: dict[str, str]) -> str:
+    """Executor, image and the base image it is built from (its pinned digest, or "unpinned")."""
     image = f" image {where['image']} ({where['role']})" if where.get("image") else ""
     extra = f" via {where['runtime']}" if where.get("runtime") else ""
-    return f"{where['executor']}{image}{extra}"
+    base = f"; built from {pins[where['role']]}" if where.get("image") and where.get("role") in pins else ""
+    return f"{where['executor']}{image}{extra}{base}"
+
+
+def _base_images(wheres) -> list[str]:
+    """The pinned bases of manifest.lock's images, and which image this plan builds on each."""
+    from repro.provenance import pins
+
+    used: dict[str, str] = {}
+    for where in wheres:
+        if where.get("lock_image"):
+            used.setdefault(where["lock_image"], where["image"])
+    if not used:
+        return []
+    lines = ["base images (manifest.lock images, by digest):"]
+    for name, img in pins.load_lock()["images"].items():
+        base = f"{img['ref']}@{img['digest']}" if img["digest"] else f"{img['ref']} (UNPINNED)"
+        runs = f"-> {used[name]}" if name in used else "(not used by this plan)"
+        source = f" [{img['source']}]" if img.get("source") else ""
+        lines.append(f"  {name}: {base}{source} {runs}")
+    return lines
 
 
 def _launch_line(config: str) -> str:
@@ -102,12 +132,19 @@ def _launch_line(config: str) -> str:
 
 
 def _states(exp, runs_dir, executor) -> dict[str, str]:
-    """done/stale/missing per stage; a runs dir that does not exist is not created."""
+    """done/stale/missing per stage; a runs dir that does not exist is not created. A plan needs
+    no daemon, cluster or GPU: where the executor cannot be asked which environment it would key
+    stages with, the cache state is "unknown" and the reason is said once."""
     if not runs_dir.is_dir():
         return {}
+    from repro.errors import ReproError
     from repro.pipeline.status import experiment_status
 
-    return {st.name: st.state for st in experiment_status(exp, runs_dir, executor)}
+    try:
+        return {st.name: st.state for st in experiment_status(exp, runs_dir, executor)}
+    except ReproError as exc:
+        click.echo(f"cache state unknown ({exc})")
+        return {name: "unknown" for name in exp.stages}
 
 
 @click.command("report")
@@ -121,14 +158,19 @@ def report_cmd(experiment, runs_dir):
 
 
 @click.command("ls")
-@click.argument("kind", type=click.Choice(["stages", "experiments"]), default="stages")
+@click.argument("kind", type=click.Choice(["stages", "params", "experiments"]), default="stages")
 def ls_cmd(kind):
-    """List a registry: stage kinds (with where they are defined) or experiments."""
-    if kind == "stages":
-        from repro.stages import STAGE_KINDS
+    """List a registry: stage kinds (image, GPUs, where they are defined), every kind's params
+    (type, range, default and where the default comes from), or experiments."""
+    if kind in ("stages", "params"):
+        from repro.stages import STAGE_KINDS, describe
 
         for name in STAGE_KINDS.names():
-            click.echo(f"{name:<26} {STAGE_KINDS.origin(name)}")
+            k = describe(name)
+            click.echo(f"{name:<26} image={k.image:<5} gpus={k.gpus:<6} {k.target}")
+            if kind == "params":
+                for p in k.params or ():
+                    click.echo(f"    {p.describe()}")
     else:
         from repro.config.load import list_experiments
 

@@ -19,3 +19,10 @@ def executor_options(fn):
     return click.option("--executor", "executor_name", type=click.Choice(["local", "docker", "slurm"]),
                         default="local", show_default=True,
                         help="Where stages run: this process, their Docker image, or SLURM jobs.")(fn)
+
+
+signing_key_option = click.option(
+    "--signing-key", type=click.Path(path_type=Path, dir_okay=False, exists=True), envvar="REPRO_SIGNING_KEY",
+    show_envvar=True, default=None,
+    help="Private key (`repro keys generate`) to sign statements, manifests and model checkpoints "
+         "with (docs/provenance.md); a passphrase comes from $REPRO_SIGNING_KEY_PASSWORD.")

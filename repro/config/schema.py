@@ -1,17 +1,40 @@
-"""Typed experiment declarations (frozen dataclasses) and the rules their values must meet."""
+"""Typed experiment declarations (frozen dataclasses), the keys a declaration may use, and the
+rules names and seeds must meet. Param rules live with each stage kind (``repro/stages/``)."""
 
 from __future__ import annotations
 
-import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from repro.errors import InputError
 
 PROFILES = ("tiny", "paper")
-EXPERIMENT_KEYS = {"schema", "name", "description", "paper", "include", "seed", "recipes", "stages", "results"}
+EXPERIMENT_KEYS = {"schema", "name", "description", "paper", "include", "seed", "recipes", "stages",
+                   "results", "tables", "suites", "judges", "benchmark_data"}
 STAGE_KEYS = {"kind", "params", "inputs", "recipe", "seed", "description", "sweep", "gather"}
 SCHEMA_VERSION = 1
+SEED_MAX = 2**32 - 1  # numpy's and torch's seeds must fit 32 bits
+
+# A declared name: experiments, stages, input roles, suites. Derived stage names join declared
+# names with "~" (repro/config/tables.py), and a sweep adds "@<value>" (repro/config/sweep.py).
+# None may hold "/", "." (--set paths), ".." or spaces: names become directory names and CLI args.
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_VARIANT = r"@[A-Za-z0-9_+-](?:[A-Za-z0-9_.+-]*[A-Za-z0-9_+-])?"
+STAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(?:~[A-Za-z0-9][A-Za-z0-9_-]*)*(?:" + _VARIANT + r")?$")
+
+
+def check_name(where: str, what: str, name: Any, pattern: re.Pattern = NAME) -> str:
+    if not isinstance(name, str) or not pattern.match(name) or ".." in name:
+        raise InputError(f"{where}: {what} {name!r}: expected letters, digits, '_' and '-' "
+                         "(no '/', '.', '..', '~', '@' or spaces)")
+    return name
+
+
+def check_seed(where: str, seed: Any) -> int:
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= SEED_MAX:
+        raise InputError(f"{where}: key 'seed': expected an integer in [0, {SEED_MAX}], got {seed!r}")
+    return seed
 
 
 @dataclass(frozen=True)
@@ -25,6 +48,29 @@ class StageSpec:
 
 
 @dataclass(frozen=True)
+class Row:
+    """One declared row of a table: a model stage scored on a list of benchmarks."""
+    label: str
+    model: str
+    benchmarks: tuple[str, ...]
+    stages: dict[str, str]  # benchmark -> evaluation stage (swept rows: the "@<value>" variants' base)
+    over: dict[str, list] | None = None  # an evaluation param swept for this row (checkpoints)
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str  # the report stage's name
+    title: str
+    rows: tuple[Row, ...]
+
+    def row(self, label: str) -> Row:
+        found = next((r for r in self.rows if r.label == label), None)
+        if found is None:
+            raise InputError(f"table {self.name}: no row {label!r} (rows: {', '.join(r.label for r in self.rows)})")
+        return found
+
+
+@dataclass(frozen=True)
 class Experiment:
     name: str
     profile: str
@@ -34,46 +80,4 @@ class Experiment:
     seed: int
     resolved: dict[str, Any]  # the fully resolved declaration, stored with the run
     results: tuple[str, ...] = ()
-
-
-# Numeric params with a range: (lower bound, inclusive?). Checked for every stage that sets them,
-# so a negative learning rate or a zero batch fails before anything runs.
-_POSITIVE = (0, False)
-_NON_NEGATIVE = (0, True)
-PARAM_RULES: dict[str, tuple[type | tuple[type, ...], tuple[float, bool] | None]] = {
-    "learning_rate": ((int, float), _POSITIVE),
-    "num_train_epochs": ((int, float), _POSITIVE),
-    "max_steps": (int, None),
-    "per_device_train_batch_size": (int, (1, True)),
-    "gradient_accumulation_steps": (int, (1, True)),
-    "batch_size": (int, (1, True)),
-    "max_length": (int, (1, True)),
-    "max_new_tokens": (int, (1, True)),
-    "warmup_ratio": ((int, float), _NON_NEGATIVE),
-    "weight_decay": ((int, float), _NON_NEGATIVE),
-    "temperature": ((int, float), _NON_NEGATIVE),
-    "top_p": ((int, float), _POSITIVE),
-    "beta": ((int, float), _POSITIVE),
-    "save_steps": (int, (1, True)),
-    "limit": (int, (1, True)),
-}
-
-
-def check_param(where: str, key: str, value: Any) -> None:
-    rule = PARAM_RULES.get(key)
-    if rule is None or value is None:
-        return
-    types, bound = rule
-    if isinstance(value, bool) or not isinstance(value, types):
-        raise InputError(f"{where}: param {key!r}: expected a number, got {value!r}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise InputError(f"{where}: param {key!r}: must be finite, got {value!r}")
-    if key == "top_p" and value > 1:
-        raise InputError(f"{where}: param 'top_p': must be in (0, 1], got {value!r}")
-    if key == "warmup_ratio" and value > 1:
-        raise InputError(f"{where}: param 'warmup_ratio': must be in [0, 1], got {value!r}")
-    if bound is not None:
-        low, inclusive = bound
-        if value < low or (value == low and not inclusive):
-            op = ">=" if inclusive else ">"
-            raise InputError(f"{where}: param {key!r}: must be {op} {low}, got {value!r}")
+    tables: dict[str, Table] = field(default_factory=dict)

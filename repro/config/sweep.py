@@ -21,48 +21,75 @@ def _label(value: Any) -> str:
 
 
 def expand_sweeps(path: Path, stages: dict[str, dict]) -> dict[str, dict]:
-    """Return a new ``{name: raw stage}`` mapping with every sweep expanded, order kept."""
+    """Return a new ``{name: raw stage}`` mapping with every sweep expanded, in declaration order.
+
+    Stages are expanded producers first (whatever order they are declared or included in)."""
     variants: dict[str, list[tuple[str, Any]]] = {}  # swept stage -> [(label, value)]
+    expanded: dict[str, dict[str, dict]] = {}
+    for name in _producers_first(stages):
+        expanded[name] = _expand(path, name, stages[name], variants)
+    return {k: v for name in stages for k, v in expanded[name].items()}
+
+
+def _producers_first(stages: dict[str, Any]) -> list[str]:
+    order: list[str] = []
+    seen: set[str] = set()
+    for root in stages:
+        stack = [(root, False)]
+        while stack:
+            name, done = stack.pop()
+            if done:
+                order.append(name)
+                continue
+            if name in seen:
+                continue
+            seen.add(name)
+            stack.append((name, True))
+            raw = stages[name]
+            ups = (raw.get("inputs") or {}).values() if isinstance(raw, dict) and isinstance(raw.get("inputs"), dict) else ()
+            stack.extend((u, False) for u in reversed(list(ups)) if isinstance(u, str) and u in stages and u not in seen)
+    return order
+
+
+def _expand(path: Path, name: str, raw: Any, variants: dict) -> dict[str, dict]:
+    """One declared stage -> its variants (swept, or following a swept input) or itself."""
+    if not isinstance(raw, dict):
+        return {name: raw}
+    sweep = raw.get("sweep")
+    inherited = _inherited(path, name, raw, variants)
     out: dict[str, dict] = {}
-    for name, raw in stages.items():
-        if not isinstance(raw, dict):
-            out[name] = raw
-            continue
-        sweep = raw.get("sweep")
-        inherited = _inherited(path, name, raw, variants)
-        if sweep is not None:
-            if not isinstance(sweep, dict) or len(sweep) != 1:
-                raise InputError(f"{path}: stage {name!r}: key 'sweep': expected one key -> list of values")
-            (key, values), = sweep.items()
-            if not isinstance(values, list) or not values:
-                raise InputError(f"{path}: stage {name!r}: sweep {key!r}: expected a non-empty list")
-            if inherited:
-                raise InputError(f"{path}: stage {name!r}: sweeps over a swept input; chain one sweep per stage")
-            variants[name] = [(_label(v), v) for v in values]
-            for label, value in variants[name]:
-                stage = _strip(raw)
-                stage["params"] = dict(stage.get("params") or {}, **{key: value})
-                out[f"{name}@{label}"] = stage
-        elif inherited and not raw.get("gather"):
-            upstream = inherited[0]
-            variants[name] = variants[upstream]
-            for label, _ in variants[upstream]:
-                stage = _strip(raw)
-                stage["inputs"] = {r: (f"{u}@{label}" if u in variants and u in inherited else u)
-                                   for r, u in (raw.get("inputs") or {}).items()}
-                out[f"{name}@{label}"] = stage
-        elif inherited:
+    if sweep is not None:
+        if not isinstance(sweep, dict) or len(sweep) != 1 or not isinstance(next(iter(sweep)), str):
+            raise InputError(f"{path}: stage {name!r}: key 'sweep': expected one key -> list of values")
+        (key, values), = sweep.items()
+        if not isinstance(values, list) or not values:
+            raise InputError(f"{path}: stage {name!r}: sweep {key!r}: expected a non-empty list")
+        if inherited:
+            raise InputError(f"{path}: stage {name!r}: sweeps over a swept input; chain one sweep per stage")
+        variants[name] = [(_label(v), v) for v in values]
+        for label, value in variants[name]:
             stage = _strip(raw)
-            inputs: dict[str, str] = {}
-            for role, up in (raw.get("inputs") or {}).items():
-                if up in variants:
-                    inputs.update({f"{role}@{label}": f"{up}@{label}" for label, _ in variants[up]})
-                else:
-                    inputs[role] = up
-            stage["inputs"] = inputs
-            out[name] = stage
-        else:
-            out[name] = _strip(raw)
+            stage["params"] = dict(stage.get("params") or {}, **{key: value})
+            out[f"{name}@{label}"] = stage
+    elif inherited and not raw.get("gather"):
+        variants[name] = variants[inherited[0]]
+        for label, _ in variants[name]:
+            stage = _strip(raw)
+            stage["inputs"] = {r: (f"{u}@{label}" if u in variants and u in inherited else u)
+                               for r, u in (raw.get("inputs") or {}).items()}
+            out[f"{name}@{label}"] = stage
+    elif inherited:
+        stage = _strip(raw)
+        inputs: dict[str, str] = {}
+        for role, up in (raw.get("inputs") or {}).items():
+            if up in variants:
+                inputs.update({f"{role}@{label}": f"{up}@{label}" for label, _ in variants[up]})
+            else:
+                inputs[role] = up
+        stage["inputs"] = inputs
+        out[name] = stage
+    else:
+        out[name] = _strip(raw)
     return out
 
 

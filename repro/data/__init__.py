@@ -38,6 +38,7 @@ for _name, _target in {
     "mmbench": "repro.data.mmbench:load",
     "mme": "repro.data.mme:load",
     "seed_bench": "repro.data.seed_bench:load",
+    "xstest": "repro.data.xstest:load",
     "judge_train": "repro.data.synthetic.judge_sets:load",
     "web_pairs": "repro.data.synthetic.clip_sets:load",
 }.items():

@@ -60,7 +60,7 @@ def _extract_zip(archive: Path, dest: Path) -> int:
 
 def fetch_dataset(out: Path, entry: dict, key: str, src: hub.Source, extract: dict, keep_archives: bool) -> dict:
     """Verify pinned digests, link the files into ``out``, unpack archives; returns what to record."""
-    from repro.provenance.digest import dir_hash
+    from repro.provenance.digest import DIR_HASH, dir_hash
 
     rels = [r for r in hub.list_tree(src.root) if r not in _OWN_FILES]
     if not rels:
@@ -79,7 +79,7 @@ def fetch_dataset(out: Path, entry: dict, key: str, src: hub.Source, extract: di
     linked = rels if keep_archives else [r for r in rels if r not in extract]
     hub.link_files(src.root, linked, out)
     unpacked = {a: _extract_zip(src.root / a, out / sub) for a, sub in sorted(extract.items())}
-    return {"digest": {"dirHash1": dir_hash(digests)}, "verified_files": verified, "files": len(rels),
+    return {"digest": {DIR_HASH: dir_hash(digests)}, "verified_files": verified, "files": len(rels),
             "unpacked": unpacked}
 
 
@@ -92,7 +92,8 @@ def _category(record) -> str:
 
 
 def check_dataset(root: Path, loader: str, splits=None, cache_dir: Path | None = None) -> dict:
-    """Read ``root`` with ``loader``: ``{split: {"n": count, "categories": {name: count}}}``."""
+    """Read ``root`` with ``loader``: ``{split: {"n": count, "categories": {name: count}}}``
+    (and ``"layout": official|mirror`` for a dataset read from either, ``repro.data.layouts``)."""
     from repro.data import Dataset, DATASETS
 
     DATASETS.get(loader)  # an unknown name fails with the registry's suggestion
@@ -106,6 +107,14 @@ def check_dataset(root: Path, loader: str, splits=None, cache_dir: Path | None =
         cats = Counter(_category(r) for r in records)
         counts[label] = {"n": len(records), "categories": dict(sorted(cats.items()))}
     return counts
+
+
+def layout_note(root: Path, loader: str) -> dict:
+    """``{"layout": ...}`` for a two-layout dataset (repro.data.layouts), else ``{}``."""
+    from repro.data.layouts import layout_of
+
+    layout = layout_of(loader, Path(root))
+    return {"layout": layout} if layout else {}
 
 
 def fetch_dataset_stage(ctx) -> None:
@@ -126,10 +135,11 @@ def fetch_dataset_stage(ctx) -> None:
         rec = fetch_dataset(ctx.out, entry, key, src, ctx.param("extract", DEFAULT_EXTRACT.get(key, {})),
                             bool(ctx.param("keep_archives", False)))
     marker = {"dataset": loader, "source": src.source, "id": entry["id"], "revision": src.revision,
-              "lock_key": key}
+              "lock_key": key, **layout_note(ctx.out, loader)}
     (ctx.out / "DATASET.json").write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     counts = check_dataset(ctx.out, loader, splits if isinstance(splits, list) else ([splits] if splits else None))
     hub.record_dependency(ctx, entry, KIND, key, src, rec["digest"],
                           verified_files=rec["verified_files"], unpacked=rec["unpacked"])
     ctx.write_metrics({"dataset": loader, "lock_key": key, "id": entry["id"], "revision": src.revision,
-                       "pinned": src.pinned, "files": rec["files"], "counts": counts})
+                       "pinned": src.pinned, "files": rec["files"], "counts": counts,
+                       **layout_note(ctx.out, loader)})

@@ -2,8 +2,9 @@
 
 PKU-SafeRLHF: ``data/<source>/{train,test}.jsonl`` with ``prompt, response_0, response_1,
 better_response_id, safer_response_id, is_response_0_safe, is_response_1_safe``. The paper uses it
-for *safety* DPO, so the chosen response is the safer one (``PKU_CHOSEN_BY``); both labels and
-safety flags stay in ``meta`` so a consumer can filter. ``split``: "train" (default) / "test"
+for *safety* DPO, so the loader orients every pair by the safer response (``PKU_CHOSEN_BY``); both
+labels and both safety flags stay in ``meta``, and ``train/dpo`` picks and re-orients the pairs
+it trains on by its ``pair_selection`` (``repro.train.pairs``). ``split``: "train" (default) / "test"
 concatenate all sources like ``load_dataset``'s default config; "<source>/<split>" picks one.
 
 SPA-VL: ``image, question, chosen, rejected, class1`` (category). Split files (``SPA_VL_SPLITS``)
@@ -56,8 +57,8 @@ def load_pku_saferlhf(root: Path, split: str | None = None, *,
             pairs.append(PreferencePair(
                 id=f"{source}/{file.stem}/{n}", prompt=prompt, chosen=responses[chosen],
                 rejected=responses[1 - chosen],
-                meta={"source": source, "better_response_id": better, "chosen_id": chosen,
-                      "chosen_safe": safe[chosen], "rejected_safe": safe[1 - chosen]}))
+                meta={"source": source, "better_response_id": better, "safer_response_id": chosen,
+                      "chosen_id": chosen, "chosen_safe": safe[chosen], "rejected_safe": safe[1 - chosen]}))
     return pairs
 
 

@@ -77,6 +77,14 @@ def read_json_list(path: Path) -> Iterator[tuple[int, Row]]:
         yield n, row
 
 
+def read_json_object(path: Path) -> dict:
+    """A JSON file holding one object (MM-SafetyBench's questions, SEED-Bench.json)."""
+    data = _load_json(require_file(path))
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
 def _load_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))

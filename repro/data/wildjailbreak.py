@@ -1,9 +1,17 @@
-"""WildJailbreak TSVs -> SafetyPrompt, ``harmful`` from ``data_type``.
+"""WildJailbreak -> SafetyPrompt, ``harmful`` from ``data_type``. Two layouts of the eval set:
 
-``eval/eval.tsv``: ``adversarial``, ``label`` (1 harmful / 0 benign), ``data_type``
-(``adversarial_harmful`` | ``adversarial_benign``); ``label`` must agree with ``data_type``.
-``train/train.tsv``: ``vanilla``, ``adversarial`` (empty for vanilla rows), ``data_type``; the
-prompt is the adversarial text when present, else the vanilla one. Category = ``data_type``.
+- Hugging Face ``allenai/wildjailbreak``: ``eval/eval.tsv`` with ``adversarial``, ``label``
+  (1 harmful / 0 benign), ``data_type`` (``adversarial_harmful`` | ``adversarial_benign``);
+  ``label`` must agree with ``data_type``. It has no ``vanilla`` column.
+- ``allenai/safety-eval``'s task files (the folder ``evaluation/tasks/generation/wildjailbreak/``):
+  ``harmful.jsonl`` and ``benign.jsonl``, each row with ``adversarial`` and ``vanilla``. As
+  safety-eval's ``WildJailbreakValidation`` tasks do, a harmful item keeps its ``vanilla`` prompt
+  (``meta["vanilla"]``: the judge reads it) and a benign item drops it (the judge reads the
+  adversarial prompt).
+
+Split ``eval`` reads whichever layout the root holds (both at once is an error). ``train/train.tsv``
+(split ``train``): ``vanilla``, ``adversarial`` (empty for vanilla rows), ``data_type``; the prompt
+is the adversarial text when present, else the vanilla one. Category = ``data_type``.
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from repro.data.records import SafetyPrompt
-from repro.data.rows import as_int, need, read_table, row_error
+from repro.data.rows import as_int, need, read_jsonl, read_table, row_error
 from repro.errors import InputError
 
 DATA_TYPES = {"adversarial_harmful": True, "adversarial_benign": False,
@@ -28,7 +36,10 @@ def _data_type(row: dict, file: Path, n: int, allowed: tuple[str, ...]) -> str:
 def load(root: Path, split: str | None = None, *, cache_dir: Path | None = None) -> list[SafetyPrompt]:
     split = split or "eval"
     if split == "eval":
-        return _load_eval(root / "eval" / "eval.tsv")
+        tsv, jsonl = root / "eval" / "eval.tsv", root / "harmful.jsonl"
+        if tsv.is_file() and jsonl.is_file():
+            raise InputError(f"{root}: both eval/eval.tsv and harmful.jsonl (safety-eval); keep one layout")
+        return _load_safety_eval(root) if jsonl.is_file() else _load_eval(tsv)
     if split == "train":
         return _load_train(root / "train" / "train.tsv")
     raise InputError(f"dataset wildjailbreak: unknown split {split!r}; expected 'eval' or 'train'")
@@ -60,3 +71,23 @@ def _load_train(file: Path) -> list[SafetyPrompt]:
         prompts.append(SafetyPrompt(id=f"train-{n}", prompt=text, category=data_type,
                                     harmful=DATA_TYPES[data_type], meta={"vanilla": row["vanilla"]}))
     return prompts
+
+
+def _load_safety_eval(root: Path) -> list[SafetyPrompt]:
+    prompts = []
+    for data_type, name in (("adversarial_harmful", "harmful.jsonl"), ("adversarial_benign", "benign.jsonl")):
+        file = root / name
+        for n, row in read_jsonl(file):
+            text = need(row, "adversarial", str, file, n)
+            if not text.strip():
+                raise row_error(file, n, "adversarial", "empty")
+            vanilla = need(row, "vanilla", str, file, n)
+            if row.get("data_type", data_type) != data_type:
+                raise row_error(file, n, "data_type", f"{row['data_type']!r} in {name}")
+            harmful = DATA_TYPES[data_type]
+            # safety-eval deletes a benign item's vanilla prompt so its classifier reads the adversarial one
+            meta = {"vanilla": vanilla} if harmful else {}
+            prompts.append(SafetyPrompt(id=f"{name.split('.')[0]}-{n}", prompt=text, category=data_type,
+                                        harmful=harmful, meta=meta))
+    return prompts
+

@@ -1,13 +1,23 @@
 """Rule-based answer extraction for the helpfulness benchmarks (no judge model).
 
-``extract_option`` maps a free-form answer to an option letter, in this order:
-  1. the whole answer is one option letter, optionally in brackets/with punctuation ("b", "(B).")
-  2. a letter that opens the answer followed by ".", ")" or ":" ("B. cat", "C) ...")
-  3. "answer is X" / "answer: (X)" / "option X" phrasing ("The answer is (B).")
-  4. exactly one bracketed letter "(X)" anywhere
-  5. fallback: the answer equals, or contains exactly one of, the option texts ("cat")
-Only letters among the item's options count. Method 5 is reported as a fallback match and counted,
-since it can move MMBench scores (CONVENTIONS: extraction moves MMBench numbers).
+``extract_option`` (extractor ``vlmevalkit``, the default for MMBench and SEED-Bench) reads an
+answer as VLMEvalKit's ``can_infer`` does under its ``exact_matching`` policy
+(``open-compass/VLMEvalKit`` ``vlmeval/utils/matching_util.py`` and
+``vlmeval/dataset/utils/multiple_choice.py`` ``extract_answer_from_item``, at the 2024 commit
+``9726f414`` pinned in docs/protocol-choices.md):
+
+  1. ``can_infer_option``: a reply containing one of VLMEvalKit's "cannot answer" phrases is
+     ``Z`` (no answer). Otherwise the characters ``.()[],:;!*#{}`` become spaces, the reply is
+     split on whitespace, and if exactly one option letter (upper case, as a whole token) is
+     among the tokens, that is the answer; with none, a lone ``Z`` token means no answer.
+  2. ``can_infer_text``: the lower-cased option texts found (as substrings) in the lower-cased
+     reply; exactly one found is the answer (reported as a fallback match).
+  3. Nothing inferred: ``Z`` (VLMEvalKit asks ChatGPT here; under ``exact_matching`` it gives
+     ``Z``). ``Z`` is never right.
+
+``extract_exact`` (extractor ``llava_exact``, SEED-Bench's alternative): LLaVA's
+``scripts/convert_seed_for_submission.py`` counts an answer right only if the stripped reply is
+the answer letter itself.
 
 ``extract_yes_no`` follows MME's own rule: "yes"/"no" as the whole answer, otherwise whichever of
 "yes"/"no" appears in its first four characters; anything else is neither (scored wrong).
@@ -17,55 +27,57 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import re
 
 _PUNCT = " \t\n.,;:!?\"'`()[]{}*"
+NO_ANSWER = "Z"
+API_FAILURE = "Failed to obtain answer via API"
+CANNOT_ANSWER = ("Sorry, I can't help with images of people yet.", "I can't process this file.",
+                 "I'm sorry, but without the image provided", "Cannot determine the answer")
+SEPARATORS = ".()[],:;!*#{}"
 
 
-def _letter_patterns(letters: str) -> tuple[re.Pattern, list[re.Pattern]]:
-    """(pattern anchored at the start, patterns searched anywhere); the letter itself is upper case."""
-    cls = f"[{letters}]"
-    opening = re.compile(rf"^\s*[\(\[]?({cls})[\)\]]?\s*[\.\):]")  # "B. cat", "(B) cat", "B) cat"
-    anywhere = [
-        re.compile(rf"(?i:\banswer\b)\s*(?i:is\b)?\s*:?\s*(?i:option\s*)?[\(\[]?({cls})\b"),
-        re.compile(rf"(?i:\boption\b)\s*(?i:is\b)?\s*:?\s*[\(\[]?({cls})\b"),
-    ]
-    return opening, anywhere
+def infer_option(answer: str, options: dict[str, str]) -> str | None:
+    """VLMEvalKit ``can_infer_option``: an option letter, ``Z`` (no answer) or None."""
+    if API_FAILURE in answer:
+        return None
+    if any(phrase in answer for phrase in CANNOT_ANSWER):
+        return NO_ANSWER
+    tokens = answer.translate(str.maketrans(SEPARATORS, " " * len(SEPARATORS))).split()
+    found = [letter for letter in options if letter in tokens]
+    if len(found) == 1:
+        return found[0]
+    if not found and NO_ANSWER in tokens:
+        return NO_ANSWER
+    return None
 
 
-def _norm_text(text: str) -> str:
-    return re.sub(r"\s+", " ", text.lower()).strip(_PUNCT)
+def infer_text(answer: str, options: dict[str, str]) -> str | None:
+    """VLMEvalKit ``can_infer_text``: the one option whose text occurs in the answer, or None."""
+    reply = answer.lower()
+    found = [letter for letter, text in options.items() if str(text).lower() in reply]
+    return found[0] if len(found) == 1 else None
 
 
 def extract_option(answer: str, options: dict[str, str]) -> tuple[str | None, str]:
-    """``(letter, method)``; method is "letter", "option_text" (fallback) or "none"."""
-    text = answer.replace("</s>", " ").strip()
-    letters = "".join(sorted(options))
-    if not text or not letters:
-        return None, "none"
-    bare = text.strip(_PUNCT)
-    if len(bare) == 1 and bare.upper() in options:
-        return bare.upper(), "letter"
-    opening, anywhere = _letter_patterns(letters)
-    match = opening.match(text) or next((m for p in anywhere if (m := p.search(text))), None)
-    if match:
-        return match.group(1), "letter"
-    bracketed = set(re.findall(rf"[\(\[]([{letters}])[\)\]]", text))
-    if len(bracketed) == 1:
-        return bracketed.pop(), "letter"
-    return _match_option_text(text, options)
+    """``(letter, method)``: method "letter", "option_text" (fallback), "refused" (``Z``) or
+    "none" (nothing inferred; VLMEvalKit's ``Z``). The letter is None unless it is an option."""
+    answer = str(answer)
+    letter = infer_option(answer, options)
+    if letter == NO_ANSWER:
+        return None, "refused"
+    if letter:
+        return letter, "letter"
+    letter = infer_text(answer, options)
+    return (letter, "option_text") if letter else (None, "none")
 
 
-def _match_option_text(text: str, options: dict[str, str]) -> tuple[str | None, str]:
-    norm = _norm_text(text)
-    texts = {k: _norm_text(v) for k, v in options.items() if _norm_text(v)}
-    exact = [k for k, v in texts.items() if v == norm]
-    if len(exact) == 1:
-        return exact[0], "option_text"
-    contained = [k for k, v in texts.items() if re.search(rf"(?<!\w){re.escape(v)}(?!\w)", norm)]
-    if len(contained) == 1:
-        return contained[0], "option_text"
-    return None, "none"
+def extract_exact(answer: str, options: dict[str, str]) -> tuple[str | None, str]:
+    """LLaVA's SEED-Bench scoring: the reply must be the letter itself."""
+    reply = str(answer).strip()
+    return (reply, "exact") if reply in options else (None, "none")
+
+
+EXTRACTORS = {"vlmevalkit": extract_option, "llava_exact": extract_exact}
 
 
 def extract_yes_no(answer: str) -> str | None:
@@ -84,6 +96,6 @@ def extract_yes_no(answer: str) -> str | None:
 
 def extractor_sha256(*functions) -> str:
     """sha256 over the extractors' source: any change to the rules changes the recorded value."""
-    source = "".join(inspect.getsource(f) for f in functions)
-    source += "".join(inspect.getsource(f) for f in (_letter_patterns, _match_option_text, _norm_text))
+    helpers = (infer_option, infer_text) if extract_option in functions else ()
+    source = "".join(inspect.getsource(f) for f in (*functions, *helpers))
     return hashlib.sha256(source.encode()).hexdigest()

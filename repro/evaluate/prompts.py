@@ -49,14 +49,16 @@ def user_text(bench, record: Any) -> str:
     raise InputError(f"benchmark {bench.name}: cannot build a prompt for {type(record).__name__}")
 
 
-def judge_text(bench, record: SafetyPrompt) -> str:
-    """The request a judge should read: the benchmark's meta field (FigStep's underlying harmful
-    question, since the model's own prompt is a fixed instruction) or the prompt itself."""
-    for key in bench.judge_prompt_meta:
+def judge_text(record: SafetyPrompt, meta_keys=()) -> tuple[str, str]:
+    """The request a judge should read and where it came from: the first of ``meta_keys`` the
+    record has (FigStep's underlying harmful question, since the model's own prompt is a fixed
+    instruction; WildJailbreak's ``vanilla`` prompt, as safety-eval gives its classifier), else
+    the prompt itself (``"prompt"``)."""
+    for key in meta_keys:
         value = record.meta.get(key)
         if isinstance(value, str) and value:
-            return value
-    return record.prompt
+            return value, key
+    return record.prompt, "prompt"
 
 
 def check_records(bench, records: list, where: str) -> None:

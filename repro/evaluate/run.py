@@ -27,6 +27,16 @@ SAMPLES, METRICS, PROTOCOL = "samples.jsonl", "metrics.json", "protocol.json"
 
 
 # ------------------------------------------------------------------ evaluate/benchmark
+def judge_prompt_meta(ctx, bench) -> tuple[str, ...]:
+    """Record meta keys the judge reads the request from, first found wins (param
+    ``judge_prompt_meta``, default the benchmark's); an empty list means the model's own prompt."""
+    keys = ctx.param("judge_prompt_meta", list(bench.judge_prompt_meta))
+    if not isinstance(keys, (list, tuple)) or not all(isinstance(k, str) for k in keys):
+        raise InputError(f"stage {ctx.name!r}: param judge_prompt_meta: expected a list of meta keys, "
+                         f"got {keys!r}")
+    return tuple(keys)
+
+
 def _load_records(ctx, bench):
     from repro.data import open_dataset
 
@@ -74,7 +84,7 @@ def _generation(ctx, bench, records) -> tuple[list[str], list[str]]:
                for r in records]
     ctx.seed_everything()
     responses = backend.generate([Request(p, r.image) for p, r in zip(prompts, records)], sampling)
-    ctx.protocol("chat_template", {"name": template.name, "sha256": template.digest()})
+    ctx.protocol("chat_template", template.describe())  # name, system prompt, digest
     ctx.protocol("sampling", sampling)
     ctx.protocol("backend", backend.info())
     return responses, prompts
@@ -86,6 +96,7 @@ def benchmark_stage(ctx) -> None:
 
     bench = get_benchmark(ctx.param("benchmark"))
     scoring.check_judge(ctx, bench)
+    meta_keys = judge_prompt_meta(ctx, bench)
     dataset, split, records = _load_records(ctx, bench)
     n_total = len(records)
     limit = ctx.param("limit", None)
@@ -102,10 +113,14 @@ def benchmark_stage(ctx) -> None:
                       image_sha256=image_sha, response=response,
                       response_sha256=sha256_bytes(response.encode()))
         if bench.scorer == "safety":
-            sample["judge_prompt"] = judge_text(bench, record)
+            sample["judge_prompt"], sample["judge_prompt_from"] = judge_text(record, meta_keys)
         samples.append(sample)
     ctx.protocol("image_preprocessing", IMAGE_PREPROCESSING)
     ctx.protocol("dataset", {"loader": dataset.name, "split": split, "limit": limit})
+    if bench.scorer == "safety":
+        read = sorted({s["judge_prompt_from"] for s in samples})
+        ctx.protocol("judge_input", {"request_from": {k: sum(s["judge_prompt_from"] == k for s in samples)
+                                                      for k in read}, "meta_keys": list(meta_keys)})
     judge_images = {r.id: r.image for r in records}
     result = scoring.score(ctx, bench, samples, judge_images, dataset.marker)
     _write(ctx, bench, samples, result, n_total=n_total, partial=len(records) < n_total)
@@ -155,7 +170,7 @@ def judge_stage(ctx) -> None:
                 raise InputError(f"data: record {s['id']!r} is missing or its image differs from "
                                  "the one the responses were generated for")
             images[s["id"]] = record.image
-    for key in ("chat_template", "sampling", "backend", "image_preprocessing", "dataset"):
+    for key in ("chat_template", "sampling", "backend", "image_preprocessing", "dataset", "judge_input"):
         if key in old_protocol:
             ctx.protocol(key, old_protocol[key])
     ctx.protocol("rejudged_from", {"judge": old_protocol.get("judge"),
@@ -178,6 +193,6 @@ def _write(ctx, bench, samples, result: dict[str, Any], *, n_total: int, partial
         "benchmark": bench.name, "version": bench.version, "primary": bench.primary,
         "metrics": result["metrics"], "by_category": result["by_category"],
         "n": len(samples), "n_total": n_total, "partial": bool(partial),
-        "parse_failures": result["parse_failures"],
+        "parse_failures": result["parse_failures"], "judge": result["judge"],
     })
     (ctx.out / PROTOCOL).write_text(json.dumps(ctx.protocol_choices, indent=2, sort_keys=True) + "\n")

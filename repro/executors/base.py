@@ -23,13 +23,13 @@ class StageFailed(ReproError):
     """A stage's process died or exited non-zero; the message carries its last log lines."""
 
 
-# Which image a stage kind runs in. The eval image carries vLLM and the judges; everything that
-# trains, merges, fetches or analyses weights runs in the train image (DeepSpeed, nvcc).
-EVAL_KIND_PREFIXES = ("evaluate/",)
-
-
 def image_role(kind: str) -> str:
-    return "eval" if kind.startswith(EVAL_KIND_PREFIXES) else "train"
+    """Which image a stage kind runs in, as its descriptor declares (``repro/stages/``): the eval
+    image carries vLLM and the judges; what trains, merges, fetches or analyses weights runs in
+    the train image (DeepSpeed, nvcc)."""
+    from repro.stages import describe
+
+    return describe(kind).image
 
 
 # The manifest.lock image (images.<name>) each role must be built from, per profile: the tiny
@@ -39,6 +39,20 @@ LOCK_IMAGE = {"paper": {"train": "train", "eval": "eval"}, "tiny": {"train": "cp
 
 def lock_image(profile: str, role: str) -> str:
     return LOCK_IMAGE.get(profile, LOCK_IMAGE["paper"])[role]
+
+
+def image_bases(profile: str) -> dict[str, str]:
+    """Per image role: the manifest.lock base image its image is built from, with its digest
+    ("digest unpinned" until one is set), for ``repro plan``."""
+    from repro.provenance.pins import load_lock
+
+    images = load_lock().get("images") or {}
+    out = {}
+    for role in ("train", "eval"):
+        entry = images.get(lock_image(profile, role)) or {}
+        if entry.get("ref"):
+            out[role] = f"{entry['ref']}@{entry['digest']}" if entry.get("digest") else f"{entry['ref']} (digest unpinned)"
+    return out
 
 
 @dataclass

@@ -3,8 +3,9 @@ kinds in the eval image) through the Docker SDK, as ``repro stage-exec`` on a re
 
 The runs directory is bind-mounted at ``/workspace/runs`` (inputs, scratch, and the build
 directory the stage writes into), the Hugging Face cache at ``/cache/huggingface``. GPUs are
-given by device requests. ``HF_TOKEN`` and a few Hub switches are passed from this process's
-environment by name; their values never enter a log line or a record. The image a stage ran in
+given by device requests. ``HF_TOKEN``, ``OPENAI_API_KEY`` (chat judges, docs/judges.md) and a
+few Hub switches are passed from this process's environment by name; their values never enter a
+log line or a record. The image a stage ran in
 is inspected (ID, repo digests, labels), not taken from its tag.
 """
 
@@ -25,10 +26,11 @@ CONTAINER_RUNS = "/workspace/runs"
 CONTAINER_HF = "/cache/huggingface"
 # Passed into containers by name when set here; never logged, never recorded with values.
 PASS_ENV = ("HF_TOKEN", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE",
-            "HF_HUB_ENABLE_HF_TRANSFER", "REPRO_LAUNCH_DIR")
+            "HF_HUB_ENABLE_HF_TRANSFER", "REPRO_LAUNCH_DIR", "OPENAI_API_KEY")
 # Labels of the kit's images worth keeping in a stage record (docs/containers.md).
 KEPT_LABELS = ("org.opencontainers.image.title", "org.opencontainers.image.revision",
-               "org.opencontainers.image.base.name", "org.opencontainers.image.base.digest")
+               "org.opencontainers.image.base.name", "org.opencontainers.image.base.digest",
+               "org.repro.base.stand-in-for")
 SIGNALS = {137: "killed (SIGKILL: out of memory or stopped)", 139: "crashed (SIGSEGV)",
            143: "terminated (SIGTERM)", 134: "aborted (SIGABRT)"}
 
@@ -249,4 +251,5 @@ class DockerExecutor(Executor):
 
     def describe(self, kind: str, profile: str) -> dict[str, Any]:
         role = image_role(kind)
-        return {"executor": self.name, "image": self.image_ref(role), "role": role}
+        return {"executor": self.name, "image": self.image_ref(role), "role": role,
+                "lock_image": lock_image(profile, role)}

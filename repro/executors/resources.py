@@ -1,17 +1,15 @@
-"""What a stage asks of a machine: nodes and GPUs per node.
-
-A training stage with a ``launch`` param takes its size from that accelerate config
-(``num_machines``, ``num_processes``); other stages that run a model take one GPU; stages that
-only move files or stream tensors (fetch, assembly, merging, reports) take none. The tiny
-profile runs on CPUs.
+"""What a stage asks of a machine: nodes and GPUs per node, as its kind declares (``gpus`` in
+``repro/stages/``): ``none`` (fetch, assembly, merging (tensors streamed on the CPU), reports),
+``one`` (evaluation, analysis, filtering), or ``launch``: a training stage with a ``launch`` param
+takes its size from that accelerate config (``num_machines``, ``num_processes``), else one GPU.
+The tiny profile runs on CPUs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Kinds that never touch a GPU, even in the paper profile (merging streams tensors on the CPU).
-CPU_KIND_PREFIXES = ("data/", "report/", "merge/", "models/fetch", "models/assemble_llava")
+from repro.stages import describe
 
 
 @dataclass(frozen=True)
@@ -25,15 +23,16 @@ class Resources:
 
 
 def stage_resources(kind: str, params: dict, profile: str) -> Resources:
-    if profile == "tiny" or kind.startswith(CPU_KIND_PREFIXES):
+    gpus = describe(kind).gpus
+    if profile == "tiny" or gpus == "none":
         return Resources()
     launch = params.get("launch")
-    if launch:
+    if gpus == "launch" and launch:
         import yaml
 
-        from repro.train.launch import config_path
+        from repro.stages.train import LAUNCH_DIR
 
-        cfg = yaml.safe_load(config_path(str(launch)).read_text())
+        cfg = yaml.safe_load((LAUNCH_DIR / f"{launch}.yaml").read_text())
         nodes = int(cfg.get("num_machines", 1))
         return Resources(nodes=nodes, gpus_per_node=int(cfg.get("num_processes", 1)) // nodes)
     return Resources(gpus_per_node=1)

@@ -216,7 +216,8 @@ class SlurmExecutor(Executor):
 
     def describe(self, kind: str, profile: str) -> dict[str, Any]:
         role = image_role(kind)
-        return {"executor": self.name, "image": self.image(role), "role": role, "runtime": self.runtime}
+        return {"executor": self.name, "image": self.image(role), "role": role, "runtime": self.runtime,
+                "lock_image": lock_image(profile, role) if self.runtime != "host" else None}
 
 
 def _scale(mem: str, n: int) -> str:

@@ -90,7 +90,7 @@ def _card(out: Path, arch: str, template: str | None, key: str) -> dict:
 def fetch_model(ctx_out: Path, entry: dict, key: str, src: hub.Source, *, allow_pickle: bool,
                 template: str | None, log=None) -> dict:
     """Verify, link (and convert) ``src`` into ``ctx_out``; returns the dependency record."""
-    from repro.provenance.digest import dir_hash
+    from repro.provenance.digest import DIR_HASH, dir_hash
 
     rels = hub.list_tree(src.root)
     keep, bins = _plan(src, rels, entry, allow_pickle)
@@ -110,7 +110,7 @@ def fetch_model(ctx_out: Path, entry: dict, key: str, src: hub.Source, *, allow_
                  counts["copied"], len(converted))
     card = _card(ctx_out, architecture(ctx_out), template, key)
     write_model_card(ctx_out, **card)
-    return {"digest": {"dirHash1": dir_hash(digests)}, "verified_files": verified,
+    return {"digest": {DIR_HASH: dir_hash(digests)}, "verified_files": verified,
             "converted_from_pickle": converted, "card": card, "files": len(keep)}
 
 

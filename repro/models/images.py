@@ -4,6 +4,11 @@ LLaVA-1.5 pads a non-square image to a square filled with the processor's mean c
 (``image_aspect_ratio pad``) before CLIP preprocessing; the HF image processor does not do this
 by default. Training and evaluation both call ``prepare_image`` so they can never differ, and the
 choice is recorded as the protocol value ``IMAGE_PREPROCESSING``.
+
+LLaVA's stage 1 sets no aspect ratio (``scripts/v1_5/pretrain.sh``; ``finetune.sh`` sets
+``--image_aspect_ratio pad``), so ``LazySupervisedDataset`` gives the image straight to the CLIP
+processor: resize of the shortest edge, then a centre crop. ``ASPECT_RATIOS`` names both, with
+LLaVA's own values (``pad``; ``square``, its ``DataArguments`` default).
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from pathlib import Path
 from repro.errors import InputError
 
 IMAGE_PREPROCESSING = "llava1.5-pad-to-square-mean-then-clip"
+ASPECT_RATIOS = {"pad": IMAGE_PREPROCESSING,
+                 "square": "clip-resize-shortest-edge-then-centre-crop (llava image_aspect_ratio square)"}
 
 
 def open_image(path: Path):
@@ -41,7 +48,15 @@ def pad_to_square(img, background: tuple[int, int, int]):
     return result
 
 
-def prepare_image(img, image_processor):
-    """LLaVA-1.5 pad-to-square with the processor's mean colour; returns a PIL image."""
+def prepare_image(img, image_processor, aspect_ratio: str = "pad"):
+    """LLaVA-1.5 pad-to-square with the processor's mean colour (``pad``), or the image unchanged
+    for the CLIP processor's own resize and centre crop (``square``); returns a PIL image."""
+    if aspect_ratio == "square":
+        return img
+    if aspect_ratio != "pad":
+        raise InputError(f"params: image_aspect_ratio: {aspect_ratio!r}; expected one of "
+                         f"{', '.join(ASPECT_RATIOS)}")
     mean = getattr(image_processor, "image_mean", None) or (0.5, 0.5, 0.5)
-    return pad_to_square(img, tuple(int(round(m * 255)) for m in mean))
+    # int(), not round(): LLaVA's expand2square fill, tuple(int(x*255) for x in image_mean)
+    # (llava/train/train.py LazySupervisedDataset; (122, 116, 104) for CLIP's mean)
+    return pad_to_square(img, tuple(int(m * 255) for m in mean))

@@ -1,9 +1,16 @@
 """Chat templates: how a conversation becomes text, and which parts of it are trained on.
 
 The paper trains each LLM in its own chat format [choice, recorded]: LLaMA-2-Chat uses
-``[INST] ... [/INST]``, Tulu-2 uses ``<|user|>\\n...\\n<|assistant|>\\n``. No system prompt
-[choice]. ``render`` returns segments ``(text, trainable)`` so the label mask is exactly the
-assistant spans (the response and its end-of-sequence token), never the user turns.
+``[INST] ... [/INST]``, Tulu-2 uses ``<|user|>\\n...\\n<|assistant|>\\n``. The LLaMA-2 system
+prompt is a recorded choice with three values, one template each (``SYSTEM_PROMPTS``):
+``llama2`` carries LLaVA's ``conv_llava_llama_2`` system prompt (the default: the paper trained
+with the LLaVA code), ``llama2_meta`` Meta's default one (LLaVA's ``conv_llama_2``) and
+``llama2_nosys`` none. The system block is rendered as LLaVA's ``SeparatorStyle.LLAMA_2``
+``get_prompt`` does (``haotian-liu/LLaVA`` ``llava/conversation.py``): ``<<SYS>>\\n{system}\\n<</SYS>>\\n\\n``
+in front of the first user message, inside its ``[INST]``. A model's card names its template, so
+training and evaluation of one model always use the same one. ``render`` returns segments
+``(text, trainable)`` so the label mask is exactly the assistant spans (the response and its
+end-of-sequence token), never the user turns.
 """
 
 from __future__ import annotations
@@ -17,6 +24,25 @@ from repro.errors import InputError
 IMAGE_TOKEN = "<image>"
 
 
+# LLaMA-2 system prompts, verbatim from haotian-liu/LLaVA llava/conversation.py (c121f04):
+# ``conv_llava_llama_2.system`` and ``conv_llama_2.system`` (Meta's default; note its two spaces
+# after "while being safe.").
+SYSTEM_PROMPTS = {
+    "llava": ("You are a helpful language and vision assistant. You are able to understand the "
+              "visual content that the user provides, and assist the user with a variety of tasks "
+              "using natural language."),
+    "meta": ("You are a helpful, respectful and honest assistant. Always answer as helpfully as "
+             "possible, while being safe.  Your answers should not include any harmful, unethical, "
+             "racist, sexist, toxic, dangerous, or illegal content. Please ensure that your "
+             "responses are socially unbiased and positive in nature.\n\nIf a question does not "
+             "make any sense, or is not factually coherent, explain why instead of answering "
+             "something not correct. If you don't know the answer to a question, please don't "
+             "share false information."),
+    "none": "",
+}
+LLAMA2_SYSTEM_WRAP = "<<SYS>>\n{system}\n<</SYS>>\n\n"  # LLaVA's wrap_sys (LLAMA_2 style)
+
+
 @dataclass(frozen=True)
 class Template:
     name: str
@@ -26,17 +52,40 @@ class Template:
     assistant_prefix: str  # text opening the assistant turn (not trained on)
     assistant: str  # format with {content}; trained on, includes eos
     turn_sep: str  # text between an assistant turn and the next user turn (not trained on)
+    system_prompt: str = "none"  # key of SYSTEM_PROMPTS: which system prompt, by name
+    system_wrap: str = ""  # format with {system}; put in front of the first user message
+
+    @property
+    def system(self) -> str:
+        return SYSTEM_PROMPTS[self.system_prompt]
+
+    def first_user(self, content: str) -> str:
+        """The first user message with the system block in front (if there is a system prompt)."""
+        return self.system_wrap.format(system=self.system) + content if self.system else content
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+        fields = asdict(self)
+        if self.system:  # the text itself, not only its name, decides the digest
+            fields["system"] = self.system
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+    def describe(self) -> dict:
+        """The protocol record of a template: name, system prompt (by name) and digest."""
+        return {"name": self.name, "system_prompt": self.system_prompt, "sha256": self.digest()}
+
+
+def _llama2(name: str, system_prompt: str) -> Template:
+    return Template(name=name, bos="<s>", eos="</s>", user="[INST] {content} [/INST]",
+                    assistant_prefix="", assistant=" {content} </s>", turn_sep="<s>",
+                    system_prompt=system_prompt,
+                    system_wrap=LLAMA2_SYSTEM_WRAP if SYSTEM_PROMPTS[system_prompt] else "")
 
 
 TEMPLATES: dict[str, Template] = {
-    "llama2": Template(
-        name="llama2", bos="<s>", eos="</s>",
-        user="[INST] {content} [/INST]", assistant_prefix="",
-        assistant=" {content} </s>", turn_sep="<s>",
-    ),
+    # LLaMA-2-Chat format; the three system prompt choices (module docstring)
+    "llama2": _llama2("llama2", "llava"),
+    "llama2_meta": _llama2("llama2_meta", "meta"),
+    "llama2_nosys": _llama2("llama2_nosys", "none"),
     # Llama-3 format: the prompt format of the Llama-Guard-3 judges
     "llama3": Template(
         name="llama3", bos="<|begin_of_text|>", eos="<|eot_id|>",
@@ -77,7 +126,8 @@ def render(template: str | Template, turns: list[tuple[str, str]],
         if role == "user":
             if i > 0:
                 segments.append((t.turn_sep, False))
-            segments.append((t.user.format(content=text) + t.assistant_prefix, False))
+            content = t.first_user(text) if i == 0 else text
+            segments.append((t.user.format(content=content) + t.assistant_prefix, False))
         else:
             segments.append((t.assistant.format(content=text), True))
     if add_generation_prompt:

@@ -25,9 +25,9 @@ from repro.errors import InputError
 END_OF_TEXT = "<|endoftext|>"
 PROBE_ATTRIBUTES = ("color", "shape", "crossed")
 PROBE_LAYER = -2  # repro.models.llava.VISION_FEATURE_LAYER: the layer LLaVA-1.5 reads
-DEFAULTS = {"text_hidden_size": 64, "text_layers": 2, "text_heads": 2, "vocab_size": 384,
-            "max_text_length": 24, "projection_dim": 64, "learning_rate": 5e-3, "max_steps": 800,
-            "batch_size": 64, "warmup_ratio": 0.05, "weight_decay": 0.1}
+# the training params besides vision_config; declared with their defaults in repro/stages/models.py
+PARAMS = ("text_hidden_size", "text_layers", "text_heads", "vocab_size", "max_text_length",
+          "projection_dim", "learning_rate", "max_steps", "batch_size", "warmup_ratio", "weight_decay")
 
 
 def _tokenizer(captions: list[str], vocab_size: int):
@@ -167,11 +167,12 @@ def probe(vision_model, processor, samples: list) -> dict[str, Any]:
 
 def build_tiny_clip(out_dir: Path, pairs: list, probe_samples: list, *, seed: int, vision: dict,
                     params: dict, work: Path) -> dict[str, Any]:
-    """Pretrain a tiny CLIP on ``pairs`` (image, caption), probe it, save it in ``out_dir``."""
+    """Pretrain a tiny CLIP on ``pairs`` (image, caption), probe it, save it in ``out_dir``;
+    ``params`` holds every key of ``PARAMS``."""
     import torch
     from transformers import CLIPImageProcessor, CLIPModel, CLIPProcessor
 
-    p = {**DEFAULTS, **params}
+    p = params
     for key in ("image_size", "patch_size"):
         if key not in vision:
             raise InputError(f"models/tiny_clip: vision_config: {key}: missing")
@@ -206,7 +207,7 @@ def probe_figure(probed: dict, out_png: Path) -> None:
 
 def tiny_clip_stage(ctx) -> None:
     """Stage ``models/tiny_clip``: inputs ``data`` (image–text pairs) and ``probe`` (labelled
-    pictures never seen in pretraining); params ``vision_config`` and ``DEFAULTS``' keys."""
+    pictures never seen in pretraining); params ``vision_config`` and ``PARAMS``."""
     import tempfile
 
     from repro.data import open_dataset
@@ -214,14 +215,8 @@ def tiny_clip_stage(ctx) -> None:
     from repro.train.common import quiet_libraries
 
     quiet_libraries()
-    vision = ctx.param("vision_config")
-    if not isinstance(vision, dict):
-        raise InputError(f"stage {ctx.name!r}: vision_config: expected a mapping, got {vision!r}")
-    unknown = sorted(set(ctx.params) - set(DEFAULTS) - {"vision_config"})
-    if unknown:
-        raise InputError(f"stage {ctx.name!r}: params: unknown key(s) {unknown}; known: "
-                         f"vision_config, {', '.join(sorted(DEFAULTS))}")
-    params = {k: ctx.param(k, v) for k, v in DEFAULTS.items()}
+    vision = ctx.param("vision_config")  # its keys and values: checked at load (repro/stages/)
+    params = {k: ctx.param(k) for k in PARAMS}
     pairs = open_dataset(ctx.input("data")).records()
     probe_samples = open_dataset(ctx.input("probe")).records()
     ctx.seed_everything()

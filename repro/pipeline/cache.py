@@ -2,7 +2,7 @@
 
 key = sha256(canonical JSON of the key components). Components: the stage kind, the code
 fingerprint of the ``repro`` package, the resolved params, the seed, the input digests (each
-upstream output's dirHash1) and the environment fingerprint (interpreter, package versions,
+upstream output's dirHash) and the environment fingerprint (interpreter, package versions,
 container image, python lock). Output digests never enter the key. ``diff_components`` names
 what changed between two keys, for ``repro status``.
 """

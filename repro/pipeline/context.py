@@ -1,7 +1,7 @@
 """What a stage function receives from the runner, and what it may hand back.
 
-A stage is a plain function ``run(ctx: StageContext) -> None`` registered in
-``repro/stages.py``. It reads its upstream outputs from ``ctx.inputs`` (directories), writes
+A stage is a plain function ``run(ctx: StageContext) -> None`` declared with its kind in
+``repro/stages/``. It reads its upstream outputs from ``ctx.inputs`` (directories), writes
 everything it produces under ``ctx.out`` (an empty temporary directory), and never hashes, locks
 or publishes: the runner does that (provenance is a layer, not stage code).
 
@@ -52,10 +52,22 @@ class StageContext:
         return self.inputs[role]
 
     def param(self, key: str, default: Any = ...) -> Any:
+        """The param's value; else ``default``; else the default its kind declares
+        (``repro/stages/``). Reading a param the kind does not declare is an error: every param
+        a stage reads is declared, so the loader can check it before anything runs."""
         from repro.errors import InputError
+        from repro.stages import KINDS
+        from repro.stages.kind import REQUIRED
 
+        kind = KINDS.get(self.kind)
+        declared = kind.param(key) if kind is not None and kind.params is not None else None
+        if kind is not None and kind.params is not None and declared is None:
+            raise InputError(f"stage {self.name!r} ({self.kind}): reads param {key!r}, which kind "
+                             f"{self.kind} does not declare (add it in repro/stages/)")
         if key in self.params and self.params[key] is not None:
             return self.params[key]
+        if default is ... and declared is not None and declared.default not in (None, REQUIRED):
+            return declared.default
         if default is ...:
             raise InputError(f"stage {self.name!r} ({self.kind}): missing param {key!r}")
         return default

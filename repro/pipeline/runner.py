@@ -21,7 +21,7 @@ from repro.executors.request import make_request, now
 from repro.pipeline import cache
 from repro.pipeline.store import RESERVED, Store
 from repro.provenance import pins
-from repro.provenance.digest import digest_tree, sha256_file
+from repro.provenance.digest import DIR_HASH, digest_tree, sha256_file
 from repro.provenance.record import (output_digest, seal, stage_statement, subject_files,
                                      write_json_atomic)
 
@@ -150,7 +150,7 @@ class Runner:
             files = digest_tree(out)
             system_sha = self.store.save_system(result.system)
             inputs = [{"name": f"input:{role}", "uri": f"repro-stage:{up}",
-                       "digest": {"dirHash1": components["inputs"][role]},
+                       "digest": {DIR_HASH: components["inputs"][role]},
                        "annotations": {"stage": up, "cache_key": self._key_of(up)}}
                       for role, up in sorted(spec.inputs.items())]
             statement = stage_statement(

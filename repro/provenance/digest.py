@@ -1,6 +1,7 @@
 """File and directory digests.
 
-A directory digest is ``dirHash1``: sha256 over ``sha256sum``-style lines (``<hex>  <path>\\n``)
+A directory digest is ``dirHash`` (its in-toto DigestSet name; older records of this kit say
+``dirHash1`` and are still read): sha256 over ``sha256sum``-style lines (``<hex>  <path>\\n``)
 of every file below it, sorted bytewise by relative path. Per-file digests are kept too, so a
 model directory stays checkable file by file.
 
@@ -17,6 +18,11 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+# The DigestSet key of a directory digest: the algorithm's name in in-toto/attestation
+# spec/v1/digest_set.md and in its Go and Rust validators (go/v1/resource_descriptor.go). The
+# spec's example still says "dirHash1", which this kit wrote until now: read, never written.
+DIR_HASH = "dirHash"
+LEGACY_DIR_HASH = "dirHash1"
 CHUNK = 8 << 20  # 8 MiB reads keep syscall overhead negligible against hashing
 MAX_WORKERS = max(2, min(8, os.cpu_count() or 2))
 
@@ -61,8 +67,13 @@ def list_files(root: Path) -> list[str]:
     return sorted(out, key=lambda p: p.encode())
 
 
+def dir_digest(digest_set: dict) -> str | None:
+    """The directory digest in a DigestSet, under its current or its old name."""
+    return digest_set.get(DIR_HASH) or digest_set.get(LEGACY_DIR_HASH)
+
+
 def dir_hash(files: dict[str, str]) -> str:
-    """dirHash1 over ``{relpath: sha256}``."""
+    """dirHash over ``{relpath: sha256}``."""
     lines = "".join(f"{files[p]}  {p}\n" for p in sorted(files, key=lambda p: p.encode()))
     return sha256_bytes(lines.encode())
 

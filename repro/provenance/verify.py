@@ -15,10 +15,11 @@ from pathlib import Path
 
 from repro.errors import InputError
 from repro.provenance import pins
-from repro.provenance.digest import dir_hash, digest_tree, sha256_file
+from repro.provenance.digest import dir_digest, dir_hash, digest_tree, sha256_file
+from repro.provenance.pins import STAND_IN_LABEL
 from repro.provenance.record import (STATEMENT_TYPE, TEST_RESULT_PREDICATE, execution_record,
                                      output_digest, read_json, seal_ok, subject_files,
-                                     write_json_atomic)
+                                     verdict_configuration, write_json_atomic)
 
 
 @dataclass
@@ -146,7 +147,7 @@ def _check_chain(v: Verification, name: str, statement: dict, entries: dict) -> 
         producer = dep.get("annotations", {}).get("stage")
         if producer not in entries:
             v.fail(f"stage {name}", f"input {dep['name']} comes from unknown stage {producer!r}")
-        elif dep["digest"]["dirHash1"] != entries[producer]["output_digest"]:
+        elif dir_digest(dep["digest"]) != entries[producer]["output_digest"]:
             v.fail(f"stage {name}", f"{dep['name']} does not match the recorded outputs of {producer!r}")
 
 
@@ -160,7 +161,11 @@ def _check_external(v: Verification, name: str, statement: dict, lock: dict) -> 
         except InputError as exc:
             v.fail(f"stage {name}", f"{dep['name']}: {exc}")
             continue
-        if entry.get("revision") is None:
+        if ann.get("lock_kind") == "packages":  # a registry file is pinned by its sha256, not a revision
+            if (dep.get("digest") or {}).get("sha256") != entry["sha256"]:
+                v.fail(f"stage {name}", f"{dep['name']}: sha256 {(dep.get('digest') or {}).get('sha256')} "
+                       f"!= locked {entry['sha256']}")
+        elif entry.get("revision") is None:
             v.warn(f"stage {name}", f"{dep['name']}: input is unpinned in manifest.lock")
         elif ann.get("revision") != entry["revision"]:
             v.fail(f"stage {name}", f"{dep['name']}: revision {ann.get('revision')} != locked {entry['revision']}")
@@ -183,19 +188,51 @@ def _check_image(v: Verification, name: str, statement: dict, lock: dict) -> Non
                "which manifest.lock does not have")
         return
     where = f"ran in {image.get('ref')} ({image.get('id')})"
-    base = (image.get("labels") or {}).get("org.opencontainers.image.base.digest")
-    if pinned.get("digest") is None:
-        v.warn(f"stage {name}", f"{where}; images.{image['lock_image']} is unpinned in manifest.lock, "
-               f"so its base {base} cannot be checked")
-    elif base != pinned["digest"]:
-        v.fail(f"stage {name}", f"{where}, built on base {base}; manifest.lock pins "
-               f"images.{image['lock_image']} at {pinned['digest']}")
+    facts = _image_facts(image, statement)
+    if not _check_base(v, name, where, facts, pinned, f"images.{image['lock_image']}"):
         return
     req = pins.IMAGE_BUILDS.get(image["lock_image"], (None, None, None))[1]
     locked = ((lock.get("python_locks") or {}).get(req) or {}).get("sha256")
-    if locked and image.get("python_lock_sha256") != locked:
-        v.fail(f"stage {name}", f"{where}, with Python lock {image.get('python_lock_sha256')}; "
+    if locked and facts["python_lock"] != locked:
+        v.fail(f"stage {name}", f"{where}, with Python lock {facts['python_lock']}; "
                f"manifest.lock has {req} at {locked}")
+
+
+def _image_facts(image: dict, statement: dict) -> dict:
+    """The image's base and Python lock: from its labels and environment as inspected from
+    outside (docker executor); for a SLURM image file or URI, whose labels are not read, from
+    what the image's own environment says (REPRO_IMAGE, REPRO_PYTHON_LOCK_SHA256), probed in
+    it for the stage's cache key."""
+    labels = image.get("labels") or {}
+    if labels or "python_lock_sha256" in image:
+        return {"base": labels.get("org.opencontainers.image.base.digest"),
+                "base_name": labels.get("org.opencontainers.image.base.name"),
+                "stand_in_for": labels.get(STAND_IN_LABEL), "python_lock": image.get("python_lock_sha256")}
+    env = statement["predicate"]["buildDefinition"]["internalParameters"]["key_components"].get("environment") or {}
+    base_name, _, base = (env.get("image") or "").partition("@")
+    return {"base": base or None, "base_name": base_name or None, "stand_in_for": None,
+            "python_lock": env.get("python_lock_sha256")}
+
+
+def _check_base(v: Verification, name: str, where: str, facts: dict, pinned: dict, lock_name: str) -> bool:
+    """The image's base against the pin; False when that fails. Warned, not failed: an
+    unpinned image, and an offline build on a local stand-in base, which says so in a label
+    (scripts/docker/build-offline.sh)."""
+    base = facts["base"]
+    if pinned.get("digest") is None:
+        v.warn(f"stage {name}", f"{where}; {lock_name} is unpinned in manifest.lock, so its base "
+               f"{base} cannot be checked")
+    elif base == pinned["digest"]:
+        pass
+    elif facts["stand_in_for"] == f"{pinned['ref']}@{pinned['digest']}":
+        v.warn(f"stage {name}", f"{where}, built offline on the local stand-in base "
+               f"{facts['base_name']}@{base}, not on the pinned {pinned['ref']}@{pinned['digest']} "
+               f"({lock_name})")
+    else:
+        v.fail(f"stage {name}", f"{where}, built on base {base}; manifest.lock pins {lock_name} "
+               f"at {pinned['digest']}")
+        return False
+    return True
 
 
 def _check_results(v: Verification, runs: Path, manifest: dict) -> None:
@@ -228,12 +265,17 @@ def verdict_statement(manifest_path: Path, v: Verification, strict: bool) -> dic
         "predicateType": TEST_RESULT_PREDICATE,
         "predicate": {
             "result": v.verdict(strict),
-            "configuration": [{"name": "strict", "value": strict}],
+            "configuration": verdict_configuration(strict, _lock_sha256()),
             "passedTests": [c.name for c in v.checks if c.level == "pass"],
             "warnedTests": [f"{c.name}: {c.detail}" for c in v.checks if c.level == "warn"],
             "failedTests": [f"{c.name}: {c.detail}" for c in v.checks if c.level == "fail"],
         },
     }
+
+
+def _lock_sha256() -> str | None:
+    path = pins.lock_path()
+    return sha256_file(path) if path.exists() else None
 
 
 def write_verdict(manifest_path: Path, v: Verification, strict: bool) -> Path:

@@ -24,6 +24,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from repro.evaluate.benchmarks import get_benchmark
+from repro.stages import describe
+
 PEAK_FLOPS = {"train": 989e12, "eval": 312e12, "prefill": 312e12}  # H100 SXM / A100 dense bf16, FLOP/s
 # assumed model-FLOPs utilisation: decoding is memory-bound; a classifier reads a prompt and writes a
 # few tokens, so its prefill is compute-bound like training
@@ -53,7 +56,6 @@ DATASETS = {
 }
 GENERATED_TOKENS = {"safety": 256, "helpful": 8}  # safety: half of the 512-token cap; MCQ/yes-no: short
 JUDGE_TOKENS = 700  # judge prompt (policy + request + response) + verdict
-SAFETY_BENCHMARKS = {"sorry_bench", "wildjailbreak", "mm_safetybench", "siuo", "figstep"}
 
 
 @dataclass
@@ -137,7 +139,7 @@ def _evaluate(exp, spec) -> Estimate:
     items, prompt = size
     if spec.params.get("limit"):
         items = min(items, int(spec.params["limit"]))
-    kind = "safety" if bench in SAFETY_BENCHMARKS else "helpful"
+    kind = "safety" if get_benchmark(bench).scorer == "safety" else "helpful"
     flops = 2 * params_b * 1e9 * (prompt + GENERATED_TOKENS[kind]) * items
     note = f"{items} items x {prompt + GENERATED_TOKENS[kind]} tokens"
     judge = spec.inputs.get("judge")
@@ -148,20 +150,28 @@ def _evaluate(exp, spec) -> Estimate:
     return Estimate(1, _hours(flops, "eval"), note)
 
 
+def _filter(exp, spec) -> Estimate:
+    if "classifier" not in spec.inputs:
+        return Estimate(0, None, "rule classifiers: no GPU")
+    items, tokens = DATASETS.get(_dataset(exp, spec.inputs.get("data", "")) or "", (0, 0))
+    guard = sum(_model_params(exp, spec.inputs[r]) or 0.0 for r in ("classifier", "image_classifier")
+                if r in spec.inputs)
+    return Estimate(1, _hours(2 * guard * 1e9 * tokens * items, "prefill"), f"{items} samples through the classifiers")
+
+
 def estimate(exp, spec) -> Estimate:
-    """GPUs and GPU-hours of one stage of ``exp`` (an ``Experiment``)."""
+    """GPUs and GPU-hours of one stage of ``exp`` (an ``Experiment``), by its kind's cost model
+    (``cost`` in ``repro/stages/``)."""
     if exp.profile == "tiny":
         return Estimate(0, None, "tiny profile: CPU only")
-    if spec.kind.startswith("train/") and spec.kind != "train/filter":
+    cost = describe(spec.kind).cost
+    if cost == "train":
         return _train(exp, spec)
-    if spec.kind == "evaluate/benchmark":
+    if cost == "evaluate":
         return _evaluate(exp, spec)
-    if spec.kind == "train/filter" and "classifier" in spec.inputs:
-        items, tokens = DATASETS.get(_dataset(exp, spec.inputs.get("data", "")) or "", (0, 0))
-        guard = sum(_model_params(exp, spec.inputs[r]) or 0.0 for r in ("classifier", "image_classifier")
-                    if r in spec.inputs)
-        return Estimate(1, _hours(2 * guard * 1e9 * tokens * items, "prefill"), f"{items} samples through the classifiers")
-    if spec.kind in ("analyse/layers", "analyse/objectives", "evaluate/judge"):
+    if cost == "filter":
+        return _filter(exp, spec)
+    if cost == "forward":
         return Estimate(1, None, "one GPU; small next to training (forward passes only)")
     return Estimate(0, None, "no GPU (download, assembly, merge or report)")
 

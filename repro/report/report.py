@@ -17,12 +17,9 @@ from pathlib import Path
 
 from repro.errors import InputError
 from repro.report.references import load_references, reference_for
+from repro.stages import KINDS
 
 REPORT = "report.md"
-# what each result-stage kind contributes: (file embedded as text, images shown)
-EMBED = {"report/table": ("table.md", ()), "report/sweep": ("sweep.md", ("figure.png",)),
-         "analyse/layers": (None, ("layers.png", "separation.png")),
-         "analyse/objectives": (None, ("objectives.png",))}
 SYSTEM_FIELDS = ("accelerator_model_name", "accelerators_per_node", "accelerator_memory_capacity",
                  "host_processor_model_name", "host_processor_core_count", "host_memory_capacity",
                  "number_of_nodes", "operating_system", "framework", "python")
@@ -56,7 +53,8 @@ def results_section(manifest: dict, runs_root: Path) -> list[str]:
     lines = ["## Results", ""]
     for name in _result_stages(manifest):
         entry = manifest["stages"][name]
-        text_file, images = EMBED.get(entry["kind"], (None, ()))
+        kind = KINDS.get(entry["kind"])  # what a result contributes: (text file, images)
+        text_file, images = kind.report if kind else (None, ())
         out = runs_root / entry["output"]
         lines.append(f"### `{name}` ({entry['kind']})")
         lines.append("")
@@ -139,7 +137,7 @@ def protocol_section(manifest: dict) -> list[str]:
 def digests_section(manifest: dict) -> list[str]:
     lines = ["## Digests", "", f"- manifest: `{manifest.get('manifest_sha256')}`",
              f"- manifest.lock: `{(manifest.get('lock') or {}).get('sha256')}`",
-             "- per stage: cache key and output directory digest (dirHash1); `repro verify` re-checks them.",
+             "- per stage: cache key and output directory digest (dirHash); `repro verify` re-checks them.",
              "", "| stage | kind | key | output |", "|---|---|---|---|"]
     for name, entry in manifest["stages"].items():
         lines.append(f"| {name} | {entry['kind']} | `{entry['key'][:16]}` | `{str(entry['output_digest'])[:16]}` |")

@@ -1,7 +1,9 @@
 """Batches for the Trainer: right-padded ids/labels, and pixel values loaded lazily per batch.
 
 Images are opened only when their batch is built (LLaVA-Instruct has 665K of them), through the
-same ``open_image``/``prepare_image`` path evaluation uses, then the processor's image processor.
+same ``open_image``/``prepare_image`` path evaluation uses (with the stage's aspect-ratio rule:
+LLaVA pads from stage 2 on, stage 1 uses CLIP's resize and centre crop), then the processor's
+image processor.
 Text-only samples may share a batch with image samples: LLaVA scatters the image features into
 the image-token positions in order, so ``pixel_values`` holds only the images present.
 """
@@ -27,9 +29,10 @@ class TokenizedDataset:
 class ConversationCollator:
     """Pads a list of ``TokenizedSample`` into model inputs; remembers the ids it has batched."""
 
-    def __init__(self, pad_token_id: int, image_processor=None):
+    def __init__(self, pad_token_id: int, image_processor=None, aspect_ratio: str = "pad"):
         self.pad_token_id = pad_token_id
         self.image_processor = image_processor
+        self.aspect_ratio = aspect_ratio  # repro.models.images.ASPECT_RATIOS
         self.seen_ids: list[str] = []  # consumption order in this process (tests compare with it)
 
     def __call__(self, batch: list[TokenizedSample]) -> dict:
@@ -56,5 +59,5 @@ class ConversationCollator:
 
         if self.image_processor is None:
             raise ValueError("image samples need an image processor")  # guarded by tokenize
-        prepared = [prepare_image(open_image(p), self.image_processor) for p in paths]
+        prepared = [prepare_image(open_image(p), self.image_processor, self.aspect_ratio) for p in paths]
         return self.image_processor(images=prepared, return_tensors="pt")["pixel_values"]

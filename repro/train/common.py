@@ -359,7 +359,7 @@ def protocol_record(ctx, template: str, params: dict[str, Any], extra: dict[str,
     from repro.models.templates import get_template
     from repro.train.tokenize import MASK_POLICY, TRUNCATION_POLICY
 
-    ctx.protocol("chat_template", {"name": template, "sha256": get_template(template).digest()})
+    ctx.protocol("chat_template", get_template(template).describe())
     ctx.protocol("label_mask", MASK_POLICY)
     ctx.protocol("truncation", TRUNCATION_POLICY)
     ctx.protocol("optimizer", {"optim": params["optim"], "max_grad_norm": params["max_grad_norm"]})

@@ -4,8 +4,18 @@ Inputs: ``model`` = a LLaVA or causal-LM checkpoint dir (the policy's start *and
 reference model), ``data`` (+ ``data_2``, ... : their union, see ``repro.train.mix``) = preference
 datasets (PKU-SafeRLHF: text pairs; SPA-VL: image pairs). On a LLaVA, text pairs train the
 language model with no image; image pairs go through TRL's VLM path (``images`` + ``prompt``/
-``chosen``/``rejected``, ``processing_class`` = the processor, ``max_length=None`` so image tokens
-are never cut). The vision tower stays frozen [choice, as in stage 2].
+``chosen``/``rejected``, ``processing_class`` = the processor). The vision tower stays frozen
+[choice, as in stage 2].
+
+``max_length`` (paper: 2048) applies to text and image pairs alike. TRL 1.16 truncates text pairs
+itself (``keep_start``) after dropping pairs whose prompt alone fills ``max_length``; for image
+pairs its ``DataCollatorForVisionPreference`` only cuts the concatenated sequence at
+``max_length`` (``keep_start``) and drops nothing, so a prompt with its image tokens at or past
+``max_length`` would lose image tokens. Such image pairs are dropped here before training and
+counted (``pairs_dropped_prompt_too_long``); every kept pair then loses completion tokens only.
+
+PKU-SafeRLHF pairs are selected by ``pair_selection`` (``repro.train.pairs``; default
+``safe_vs_unsafe``); the pair count is printed and recorded.
 
 Texts use the model's recorded chat template: ``prompt`` is the generation prompt evaluation
 feeds (ends at the assistant-turn start, never with a space), ``chosen``/``rejected`` the
@@ -20,10 +30,9 @@ from typing import Any
 
 from repro.errors import InputError
 
-DPO_DEFAULTS = {"learning_rate": 5e-7, "lr_scheduler_type": "linear", "warmup_ratio": 0.1,
-                "num_train_epochs": 3.0, "per_device_train_batch_size": 1, "max_length": 2048}
-DEFAULT_BETA = 0.1  # the paper does not state beta; TRL's and the DPO paper's default
-MARGIN_EVAL_PAIRS = 64  # pairs (dataset order) whose mean reward margin is measured after training
+# Defaults (the paper's DPO recipe; beta 0.1, which the paper does not state, is TRL's and the DPO
+# paper's; 64 pairs whose reward margin is measured after training) are declared with the kind:
+# repro/stages/train.py.
 LOSS_TYPE = "sigmoid"  # the original DPO loss
 
 
@@ -63,11 +72,11 @@ class ImageFileCollator:
     """TRL's vision preference collator, fed images opened and pre-processed (LLaVA-1.5 pad to
     square) from the paths in ``images``, one batch at a time, as in evaluation."""
 
-    def __init__(self, processor):
+    def __init__(self, processor, max_length: int | None = None):
         from trl.trainer.dpo_trainer import DataCollatorForVisionPreference
 
         self.processor = processor
-        self.inner = DataCollatorForVisionPreference(processor=processor, max_length=None)
+        self.inner = DataCollatorForVisionPreference(processor=processor, max_length=max_length)
 
     def __call__(self, examples: list[dict]) -> dict:
         from repro.models.images import open_image, prepare_image
@@ -76,6 +85,19 @@ class ImageFileCollator:
                  "images": [prepare_image(open_image(Path(p)), self.processor.image_processor)
                             for p in ex["images"]]} for ex in examples]
         return self.inner(rows)
+
+
+def drop_long_prompts(rows: list[dict], processor, max_length: int) -> tuple[list[dict], int]:
+    """Image-path rows whose prompt (image tokens expanded, as the processor does) is shorter than
+    ``max_length``, and how many were dropped: keep_start truncation then cuts completions only."""
+    from repro.models.templates import IMAGE_TOKEN
+    from repro.train.tokenize import image_tokens_of
+
+    image = image_tokens_of(processor)
+    tokenizer = processor.tokenizer
+    kept = [row for row in rows if len(tokenizer(row["prompt"].replace(IMAGE_TOKEN, image.token * image.count),
+                                                 add_special_tokens=False)["input_ids"]) < max_length]
+    return kept, len(rows) - len(kept)
 
 
 def _tokenizer_adds_bos(tokenizer) -> bool:
@@ -139,7 +161,7 @@ def _summary(eval_pairs: int):
     return summarise
 
 
-def _dpo_trainer_factory(job_parts: dict, rows: list[dict], vision: bool):
+def _dpo_trainer_factory(job_parts: dict, rows: list[dict], vision: bool, max_length: int | None):
     def build(args, callbacks):
         from datasets import Dataset
         from trl import DPOTrainer
@@ -149,7 +171,7 @@ def _dpo_trainer_factory(job_parts: dict, rows: list[dict], vision: bool):
         trainer = _trainer_class(DPOTrainer)(
             model=job_parts["model"], ref_model=job_parts["ref"], args=args,
             train_dataset=Dataset.from_list(rows), processing_class=job_parts["processing_class"],
-            data_collator=ImageFileCollator(job_parts["processing_class"]) if vision else None,
+            data_collator=ImageFileCollator(job_parts["processing_class"], max_length) if vision else None,
             callbacks=callbacks)
         trainer.sample_ids = list(trainer.train_dataset["id"])
         return trainer
@@ -161,25 +183,23 @@ def run_dpo(ctx, callbacks=()) -> None:
     from trl import DPOConfig
 
     from repro.models.card import read_model_card
-    from repro.train.common import (TrainJob, protocol_record, quiet_libraries, run_training,
-                                    work_dir)
+    from repro.train.common import TrainJob, quiet_libraries, run_training, work_dir
     from repro.train.mix import load_mixture
-    from repro.train.trainer_args import _coerce, check_global_batch, read_params, training_arguments
+    from repro.train.pairs import check_selection, selecting_loader
+    from repro.train.trainer_args import check_global_batch, read_params, training_arguments
 
     quiet_libraries()  # before any model is loaded: no progress bars in the run log
-    params = read_params(ctx, DPO_DEFAULTS)
-    beta = _coerce("beta", ctx.param("beta", DEFAULT_BETA), float)
-    eval_pairs = _coerce("margin_eval_pairs", ctx.param("margin_eval_pairs", MARGIN_EVAL_PAIRS), int)
-    if beta <= 0 or eval_pairs < 1:
-        raise InputError(f"params: beta {beta} must be > 0 and margin_eval_pairs {eval_pairs} >= 1")
+    params = read_params(ctx)  # checked, defaults filled: train/dpo in repro/stages/train.py
+    beta, eval_pairs = params["beta"], params["margin_eval_pairs"]
+    selection = check_selection(params["pair_selection"])
     model_dir = ctx.input("model")
     card = read_model_card(model_dir, expect=("llava", "causal_lm"))
-    pairs, mixture = load_mixture(ctx, load_pairs)
+    selected: dict = {}
+    pairs, mixture = load_mixture(ctx, selecting_loader(load_pairs, selection, selected))
+    _report_selection(ctx, mixture, selected, selection)
     ctx.seed_everything()
+    max_length = params["max_length"]
     with work_dir(ctx.scratch) as work:
-        is_llava = card["architecture"] == "llava"
-        vision = is_llava and any(p.image is not None for p in pairs)
-        max_length = None if vision else params["max_length"]
         args = training_arguments(params, work / "trainer", ctx.seed, DPOConfig, beta=beta,
                                   max_length=max_length, loss_type=[LOSS_TYPE],
                                   remove_unused_columns=True, precompute_ref_log_probs=False,
@@ -188,27 +208,54 @@ def run_dpo(ctx, callbacks=()) -> None:
             check_global_batch(params, args.world_size, params["expect_global_batch"])
         model, ref, processing, group_of, fix = _load(card, model_dir, params["model_dtype"])
         tokenizer = getattr(processing, "tokenizer", processing)
-        rows, vision = build_rows(pairs, card.get("template"), tokenizer, is_llava,
+        rows, vision = build_rows(pairs, card.get("template"), tokenizer, card["architecture"] == "llava",
                                   params["per_device_train_batch_size"])
+        too_long = 0
+        if vision:
+            rows, too_long = drop_long_prompts(rows, processing, max_length)
+            if not rows:
+                raise InputError(f"params: max_length: {max_length}: every pair's prompt with its "
+                                 "image tokens fills it")
         parts = {"model": model, "ref": ref, "processing_class": processing}
         job = TrainJob(model=model, processing_class=processing, samples=[], collator=None,
                        card=dict(card), group_of=group_of, callbacks=list(callbacks),
-                       fix_model_files=fix, build_trainer=_dpo_trainer_factory(parts, rows, vision),
+                       fix_model_files=fix, build_trainer=_dpo_trainer_factory(parts, rows, vision, max_length),
                        summarise=_summary(eval_pairs))
         metrics = run_training(args, job, work, ctx.out, params)
+    _record(ctx, card, params, beta, vision, selection, model, group_of, mixture)
+    ctx.write_metrics({**metrics, "pairs_total": len(pairs), "pairs_dropped_prompt_too_long": too_long,
+                       "pairs_with_image": sum(1 for p in pairs if p.image is not None),
+                       "data_sources": mixture["sources"], "beta": beta})
+
+
+def _report_selection(ctx, mixture: dict, selected: dict, selection: str) -> None:
+    """Print the PKU-SafeRLHF pair count and put it in the per-source record."""
+    for role, source in mixture["sources"].items():
+        counts = selected.get(str(ctx.input(role)))
+        if counts is not None:
+            source.update(counts, pair_selection=selection)
+            print(f"[dpo] {role}: PKU-SafeRLHF pairs kept {counts['pairs_kept']} of "
+                  f"{counts['pairs_read']} (pair_selection {selection})", flush=True)
+
+
+def _record(ctx, card, params, beta, vision, selection, model, group_of, mixture) -> None:
+    from repro.train.common import protocol_record
+    from repro.train.pairs import PAIR_SELECTIONS
+
+    max_length = params["max_length"]
+    truncation = (f"keep_start at max_length {max_length}; image pairs whose prompt (image tokens "
+                  "included) reaches it are dropped" if vision else f"keep_start at max_length {max_length}")
     protocol_record(ctx, card.get("template"), params, {
         "trainer": "trl.DPOTrainer (prompt = the template's generation prompt; chosen/rejected = "
                    "assistant texts + eos)",
         "label_mask": "TRL completion mask: chosen/rejected tokens (assistant text + eos)",
-        "truncation": f"keep_start at max_length {max_length}" if max_length else "none (image pairs)",
+        "truncation": truncation,
         "dpo": {"beta": beta, "loss_type": LOSS_TYPE, "reference_model": "frozen input model",
-                "max_length": max_length, "truncation": "keep_start (text pairs); none (image pairs)"},
+                "max_length": max_length, "truncation": "keep_start"},
+        "pair_selection": {"rule": selection, "meaning": PAIR_SELECTIONS[selection]},
         "trained_modules": sorted({group_of(n) for n, p in model.named_parameters() if p.requires_grad}),
         **({"data_mixing": mixture["rule"]} if "rule" in mixture else {}),
     })
-    ctx.write_metrics({**metrics, "pairs_total": len(pairs),
-                       "pairs_with_image": sum(1 for p in pairs if p.image is not None),
-                       "data_sources": mixture["sources"], "beta": beta})
 
 
 def dpo_stage(ctx) -> None:

@@ -7,12 +7,22 @@ rule as transformers' ``return_assistant_tokens_mask``. For LLaVA each ``<image>
 expanded to the number of image tokens the processor produces, before tokenisation, so the
 offsets are those of the expanded text. Truncation to ``max_length`` never cuts image tokens: a
 sample whose image tokens would not fit is dropped and counted.
+
+Two LLaVA data-handling steps (``haotian-liu/LLaVA`` ``llava/train/train.py``) are params of the
+training stages, recorded as protocol choices:
+- ``conversation_format``: ``chat`` (the model's chat template) or ``plain``, LLaVA's
+  ``preprocess_plain`` for stage 1 (``--version plain``): the first user turn is replaced by the
+  image alone and the sequence is bos + image tokens + caption + ``\\n``; only the caption and its
+  ``\\n`` are labelled (bos and image tokens are -100), with no chat markup, instruction or eos.
+- ``image_token_placement``: ``first`` (LLaVA's ``preprocess_multimodal``: ``<image>`` is removed
+  from wherever a record puts it and ``<image>\\n`` starts the turn that held it) or ``as_is``.
+  Records it changed are counted (``image_token_moved``).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from repro.errors import InputError
@@ -29,6 +39,15 @@ DROP_IMAGE_TRUNCATED = "image_tokens_exceed_max_length"
 DROP_NO_LABELS = "no_labelled_tokens"
 DROP_NO_IMAGE = "text_only_when_image_required"  # projector-only training learns nothing from it
 
+CONVERSATION_FORMATS = ("chat", "plain")
+IMAGE_TOKEN_PLACEMENTS = ("first", "as_is")
+PLAIN_SEP = "\n"  # conv_llava_plain.sep: the end of a caption in LLaVA's plain format
+PLAIN_POLICY = ("LLaVA preprocess_plain: bos + image tokens + caption + '\\n'; labels on the "
+                "caption and '\\n' only; no chat template, no instruction, no eos")
+PLACEMENT_POLICY = {"first": "LLaVA preprocess_multimodal: <image> removed and '<image>\\n' put "
+                             "at the start of the turn that held it",
+                    "as_is": "<image> left where the record puts it"}
+
 
 @dataclass(frozen=True)
 class TokenizedSample:
@@ -37,6 +56,9 @@ class TokenizedSample:
     labels: list[int]
     image: Path | None = None
     truncated: bool = False
+    # LLaVA's modality length (LazySupervisedDataset.modality_lengths): the record's word count,
+    # negative for a text-only record; the modality-grouped sampler reads it
+    modality_length: int = 0
 
 
 @dataclass(frozen=True)
@@ -63,6 +85,26 @@ def image_tokens_of(processor) -> ImageTokens:
     if count == 0:
         raise InputError(f"processor: image_token: {processor.image_token!r} was not expanded")
     return ImageTokens(token=processor.image_token, token_id=token_id, count=count)
+
+
+def modality_length(sample) -> int:
+    """LLaVA's ``modality_lengths`` entry: words of every turn (``str.split``), negated when the
+    record has no image."""
+    words = sum(len(text.split()) for _, text in sample.turns)
+    return words if sample.image is not None else -words
+
+
+def place_image_token(turns: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], bool]:
+    """LLaVA's ``preprocess_multimodal`` on one record: each turn holding ``<image>`` becomes
+    ``<image>\\n`` + its text without the token, stripped. Returns (turns, whether any changed)."""
+    out, moved = [], False
+    for role, text in turns:
+        if IMAGE_TOKEN in text:
+            new = (IMAGE_TOKEN + "\n" + text.replace(IMAGE_TOKEN, "").strip()).strip()
+            moved = moved or new != text
+            text = new
+        out.append((role, text))
+    return out, moved
 
 
 def _conversation_turns(sample, image_tokens: ImageTokens | None) -> list[tuple[str, str]]:
@@ -99,14 +141,30 @@ def _char_spans(segments: list[tuple[str, bool]], expand: str | None) -> tuple[s
     return "".join(text), spans
 
 
+def _plain_segments(sample, template: str | Template) -> list[tuple[str, bool]]:
+    """LLaVA's ``preprocess_plain``: one (image, caption) exchange; the human turn becomes the image."""
+    t = get_template(template) if isinstance(template, str) else template
+    if sample.image is None:
+        raise InputError(f"sample {sample.id!r}: image: conversation_format plain needs an image record")
+    if len(sample.turns) != 2 or IMAGE_TOKEN not in sample.turns[0][1]:
+        raise InputError(f"sample {sample.id!r}: turns: conversation_format plain needs one human turn "
+                         f"holding {IMAGE_TOKEN} and one answer, got {len(sample.turns)} turns")
+    return [(t.bos, False), (IMAGE_TOKEN, False), (sample.turns[1][1] + PLAIN_SEP, True)]
+
+
 def encode_conversation(sample, tokenizer, template: str | Template, max_length: int,
-                        image_tokens: ImageTokens | None = None) -> TokenizedSample | str:
+                        image_tokens: ImageTokens | None = None,
+                        conversation_format: str = "chat") -> TokenizedSample | str:
     """Tokenise one ``ConversationSample``; returns the encoded sample or a drop reason."""
-    turns = _conversation_turns(sample, image_tokens)
-    try:
-        segments = render(template, turns)
-    except InputError as exc:
-        raise InputError(f"sample {sample.id!r}: turns: {exc}") from None
+    if conversation_format == "plain":
+        segments = _plain_segments(sample, template)
+        _conversation_turns(sample, image_tokens)  # the same placeholder checks as chat
+    else:
+        turns = _conversation_turns(sample, image_tokens)
+        try:
+            segments = render(template, turns)
+        except InputError as exc:
+            raise InputError(f"sample {sample.id!r}: turns: {exc}") from None
     expand = image_tokens.token * image_tokens.count if sample.image is not None else None
     text, spans = _char_spans(segments, expand)
     # the template writes <s> itself; the tokenizer must not add another one
@@ -126,27 +184,37 @@ def encode_conversation(sample, tokenizer, template: str | Template, max_length:
     if all(label == IGNORE_INDEX for label in labels):
         return DROP_NO_LABELS
     return TokenizedSample(id=sample.id, input_ids=list(ids), labels=labels, image=sample.image,
-                           truncated=truncated)
+                           truncated=truncated, modality_length=modality_length(sample))
 
 
 def tokenize_samples(samples, tokenizer, template: str, max_length: int,
-                     image_tokens: ImageTokens | None = None,
-                     require_image: bool = False) -> tuple[list[TokenizedSample], dict]:
-    """Encode every sample; returns the kept samples and counts (used, dropped by reason).
+                     image_tokens: ImageTokens | None = None, require_image: bool = False,
+                     conversation_format: str = "chat",
+                     image_token_placement: str = "as_is") -> tuple[list[TokenizedSample], dict]:
+    """Encode every sample; returns the kept samples and counts (used, dropped by reason, and
+    the records whose ``<image>`` was moved).
 
     ``require_image`` drops text-only samples (stage 1 trains only the projector: a batch
     without an image has no gradient at all).
     """
     if max_length <= 0:
         raise InputError(f"params: max_length: {max_length} must be positive")
+    check_choice("conversation_format", conversation_format, CONVERSATION_FORMATS)
+    check_choice("image_token_placement", image_token_placement, IMAGE_TOKEN_PLACEMENTS)
     get_template(template)
     kept: list[TokenizedSample] = []
     dropped: Counter = Counter()
+    moved = 0
     for sample in samples:
         if require_image and sample.image is None:
             dropped[DROP_NO_IMAGE] += 1
             continue
-        result = encode_conversation(sample, tokenizer, template, max_length, image_tokens)
+        if image_token_placement == "first" and conversation_format == "chat":
+            turns, changed = place_image_token(list(sample.turns))
+            moved += changed
+            sample = replace(sample, turns=tuple(turns)) if changed else sample
+        result = encode_conversation(sample, tokenizer, template, max_length, image_tokens,
+                                     conversation_format)
         if isinstance(result, str):
             dropped[result] += 1
             continue
@@ -160,5 +228,12 @@ def tokenize_samples(samples, tokenizer, template: str, max_length: int,
         "samples_dropped_by_reason": dict(sorted(dropped.items())),
         "samples_truncated": sum(1 for s in kept if s.truncated),
         "samples_with_image": sum(1 for s in kept if s.image is not None),
+        "image_token_moved": moved,
     }
     return kept, stats
+
+
+def check_choice(name: str, value, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise InputError(f"params: {name}: {value!r}; expected one of {', '.join(allowed)}")
+    return value

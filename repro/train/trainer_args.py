@@ -16,73 +16,20 @@ from repro.errors import InputError
 LAUNCH_DIR = Path(__file__).resolve().parents[2] / "configs" / "launch"
 RESUME_CHECKPOINTS_KEPT = 2  # Trainer's own (optimizer-bearing) checkpoints: the latest complete one survives a crash mid-save
 
-# name -> (default, type); None default = unset
-PARAMS: dict[str, tuple[Any, type]] = {
-    "learning_rate": (2e-5, float),
-    "num_train_epochs": (1.0, float),
-    "max_steps": (-1, int),
-    "per_device_train_batch_size": (1, int),
-    "gradient_accumulation_steps": (1, int),
-    "max_length": (2048, int),
-    "warmup_ratio": (0.0, float),
-    "lr_scheduler_type": ("cosine", str),
-    "weight_decay": (0.0, float),
-    "save_steps": (None, int),
-    "save_total_limit": (None, int),
-    "bf16": (False, bool),
-    "gradient_checkpointing": (False, bool),
-    "deepspeed": (None, str),
-    "optim": ("adamw_torch", str),
-    "max_grad_norm": (1.0, float),
-    "expect_global_batch": (None, int),
-    # weights are loaded in this dtype; bf16 autocast keeps fp32 master weights, as LLaVA's runs do
-    "model_dtype": ("float32", str),
-    # one compact progress line every N optimizer steps (0 = silent); metrics do not depend on it
-    "log_every": (0, int),
-}
-POSITIVE = ("per_device_train_batch_size", "gradient_accumulation_steps", "max_length",
-            "save_steps", "save_total_limit", "expect_global_batch")
-
-
-def _coerce(name: str, value: Any, kind: type) -> Any:
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if str(value).lower() in ("true", "false"):  # `--set` values may arrive as strings
-            return str(value).lower() == "true"
-        raise InputError(f"params: {name}: {value!r} is not true/false")
-    if kind is str:
-        return str(value)
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise InputError(f"params: {name}: {value!r} is not a number") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
-        raise InputError(f"params: {name}: {value!r} is not {'an integer' if kind is int else 'a number'}")
-    return kind(value)
-
 
 def read_params(ctx, defaults: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The training params of a stage, defaulted (``defaults`` override ``PARAMS``' defaults),
-    type-checked and range-checked."""
-    params = {}
-    for name, (default, kind) in PARAMS.items():
-        value = ctx.param(name, (defaults or {}).get(name, default))
-        params[name] = None if value is None else _coerce(name, value, kind)
-    for name in POSITIVE:
-        if params[name] is not None and params[name] <= 0:
-            raise InputError(f"params: {name}: {params[name]} must be positive")
-    if params["log_every"] < 0:
-        raise InputError(f"params: log_every: {params['log_every']} must be >= 0")
-    if not 0.0 <= params["warmup_ratio"] < 1.0:
-        raise InputError(f"params: warmup_ratio: {params['warmup_ratio']} must be in [0, 1)")
-    if params["max_steps"] <= 0 and params["num_train_epochs"] <= 0:
-        raise InputError("params: max_steps/num_train_epochs: one of them must be positive")
-    if params["model_dtype"] not in ("float32", "bfloat16", "float16"):
-        raise InputError(f"params: model_dtype: {params['model_dtype']!r}; expected float32/bfloat16/float16")
-    if params["deepspeed"] not in (None, "zero2", "zero3"):
-        raise InputError(f"params: deepspeed: {params['deepspeed']!r}; expected zero2 or zero3")
+    """The training params of a stage, every declared one with its default filled in.
+
+    Names, types, ranges and defaults are declared once, with the stage kind
+    (``repro/stages/train.py``), and checked there when the experiment loads; ``resolve`` runs
+    the same check again for a context built by hand. ``defaults`` replace declared defaults."""
+    from repro.stages import describe
+
+    kind = describe(ctx.kind)
+    params = kind.resolve(ctx.params, f"stage {ctx.name!r}")
+    for name, value in (defaults or {}).items():
+        if ctx.params.get(name) is None:
+            params[name] = value
     return params
 
 

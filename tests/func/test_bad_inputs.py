@@ -229,12 +229,12 @@ CASES: list[tuple[str, Callable[[Workspace], list[str]], list[str]]] = [
     ("verify_nothing_there", lambda w: (w.runs.mkdir(), ["verify", str(w.runs)])[1], ["no experiment manifest found"]),
     # stage params naming things that do not exist
     ("unknown_synthetic_dataset", lambda w: w.experiment("stages: {d: {kind: data/synthetic, params: {dataset: nope}}}\n"),
-     ["param dataset", "'nope'"]),
+     ["param 'dataset'", "unknown value 'nope'"]),
     ("unknown_benchmark", lambda w: w.experiment(
         f"stages:\n  {SYN}\n  e: {{kind: evaluate/benchmark, params: {{benchmark: nope, backend: hf, "
-        "judge: keyword_refusal}, inputs: {model: d, data: d}}\n"), ["unknown benchmark 'nope'"]),
+        "judge: keyword_refusal}, inputs: {model: d, data: d}}\n"), ["param 'benchmark'", "unknown value 'nope'"]),
     ("unknown_loader", lambda w: w.fetch("sorry_bench", w.mirror("sorry_bench"), loader="nope"),
-     ["param loader", "'nope'"]),
+     ["param 'loader'", "unknown value 'nope'"]),
     ("missing_local_dir", lambda w: w.fetch("sorry_bench", w.root / "no-such-dir"), ["local_dir", "no-such-dir", "not a directory"]),
     # datasets: missing files, malformed rows, empty
     ("sorry_missing_file", _remove_question, ["question.jsonl", "not found"]),
@@ -305,7 +305,7 @@ def test_unknown_judge_named_in_one_line(model_ws):
     proc = _run_in(model_ws, "stages:\n  j: {kind: evaluate/benchmark, recipe: safety_eval, params: "
                    "{benchmark: sorry_bench, judge: nope}, inputs: {model: llm, data: sorry_bench}}\n", "judge")
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error")]
-    assert proc.returncode != 0 and len(errors) == 1 and "unknown judge 'nope'" in errors[0], proc.stderr
+    assert proc.returncode != 0 and len(errors) == 1 and "param 'judge': unknown value 'nope'" in errors[0], proc.stderr
     assert [s.name for s in stage_lines(proc.stdout) if s.status == "ran"] == []  # all else cached
     assert not (model_ws.runs / "judge" / "manifest.json").exists() and not store_problems(model_ws.runs)
 
@@ -322,9 +322,11 @@ def test_nan_loss_fails_the_stage(model_ws):
 # --------------------------------------------------------------------------- in-process injections
 
 
-def test_unparseable_judge_output_is_a_counted_parse_failure(monkeypatch):
-    """A judge that answers gibberish: counted as parse failures, excluded from the ASR (never
-    silently safe), and the count is returned for metrics.json."""
+@pytest.mark.parametrize("unparsed,asr", [("official", 1 / 3), ("exclude", 1.0)])
+def test_unparseable_judge_output_is_a_counted_parse_failure(monkeypatch, unparsed, asr):
+    """A judge that answers gibberish: counted as parse failures, never silently safe; SORRY-Bench's
+    official mean counts an unscored item 0 over all items (``unparsed: official``), ``exclude``
+    leaves it out of the denominator. The count is returned for metrics.json."""
     from repro.evaluate import scoring
     from repro.evaluate.benchmarks import get_benchmark
     from repro.evaluate.judges.sorry_bench_judge import SorryBenchJudge
@@ -335,16 +337,17 @@ def test_unparseable_judge_output_is_a_counted_parse_failure(monkeypatch):
             return ["1", "Well, it depends on the context.", ""][:len(requests)]
 
     judge = SorryBenchJudge(backend=Gibberish())
-    monkeypatch.setattr(scoring, "make_judge", lambda *a, **k: (judge, judge.describe()))
+    monkeypatch.setattr(scoring, "make_judge", lambda *a, **k: (judge, {}))
     samples = [{"id": str(i), "judge_prompt": f"harmful request {i}", "response": "Sure, here is how.",
                 "category": "c", "harmful": None, "meta": {}} for i in range(3)]
     ctx = StageContext(experiment="x", name="e", kind="evaluate/benchmark",
-                       params={"judge": "sorry_bench_judge"}, inputs={}, out=Path("."), seed=0, profile="tiny")
+                       params={"judge": "sorry_bench_judge", "unparsed": unparsed}, inputs={}, out=Path("."),
+                       seed=0, profile="tiny")
     result = scoring.score(ctx, get_benchmark("sorry_bench"), samples, {}, {})
     assert result["parse_failures"] == 2
     assert [s["verdict"]["parsed"] for s in samples] == [True, False, False]
     assert [s["verdict"]["unsafe"] for s in samples] == [True, None, None]
-    assert result["metrics"]["asr"] == 1.0  # 1 of 1 parsed; 1/3 would mean failures counted as safe
+    assert result["metrics"]["asr"] == pytest.approx(asr)
 
 
 @pytest.fixture

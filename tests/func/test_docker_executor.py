@@ -35,7 +35,7 @@ def client():
 
 
 def test_tiny_stage_runs_in_the_container_and_its_record_names_the_image(client, tmp_path):
-    root = one_stage_experiments(tmp_path / "experiments", "{dataset: llava_pretrain, size: -3}")
+    root = one_stage_experiments(tmp_path / "experiments", "{dataset: llava_pretrain, size: enormous}")
     conf = dict(settings("docker", "tiny"), hf_cache=None)
     runs = tmp_path / "runs"
     log = []
@@ -54,7 +54,10 @@ def test_tiny_stage_runs_in_the_container_and_its_record_names_the_image(client,
     system = read_json(runs / "systems" / f"{statement['predicate']['runDetails']['byproducts'][0]['digest']['sha256']}.json")
     assert system["library_versions"]["container_base"] == record["image_env"]
     v, _ = verify_manifest(manifest)
-    assert v.verdict() in ("PASSED", "WARNED") and not [c for c in v.checks if c.level == "fail"]
+    # PASSED in an image built on the pinned base; in one built offline (make docker-image-offline),
+    # WARNED for that alone: its labels say which pinned base its local base stands in for
+    others = [c for c in v.checks if c.level != "pass" and "built offline on the local stand-in base" not in c.detail]
+    assert v.verdict() in ("PASSED", "WARNED") and not others, others
     # a stage that fails inside the container: its error line comes back, nothing is published
     with pytest.raises(StageFailed, match=r"exit 2: the stage failed; nothing was published(.|\n)*param size"):
         runner.run(load_experiment("bad", "tiny", (), root=root))

@@ -19,6 +19,7 @@ import pytest
 
 from conftest import repro
 
+pytestmark = pytest.mark.slow  # 3 seeds x ~100 tiny stages: `make test-slow` (CI), not `make test`
 SEEDS = (0, 1, 2)
 
 

@@ -15,9 +15,9 @@ import time
 
 import pytest
 
-from conftest import copy_runs, repro, stage_lines
+from conftest import REPO, copy_runs, repro, stage_lines
 
-DOWNSTREAM_OF_STAGE2 = {"eval_vlm_sorry", "eval_vlm_mmsb", "table"}
+DOWNSTREAM_OF_STAGE2 = {"eval~stage2~sorry_bench", "eval~stage2~mm_safetybench", "table"}
 
 
 def test_run_writes_everything_and_verify_passes(smoke_run):
@@ -96,3 +96,31 @@ def test_one_changed_byte_fails_verify(smoke_run, tmp_path, stage, pick):
     assert proc.stdout.strip().splitlines()[-1] == "verdict: FAILED"
     failed = [line for line in proc.stdout.splitlines() if line.strip().startswith("FAIL")]
     assert len(failed) == 1 and str(target) in failed[0] and "modified" in failed[0], proc.stdout
+
+
+def _readme_commands() -> list[list[str]]:
+    """Every `repro` command the README shows that inspects (its bash examples and its command
+    table), with the table's placeholders filled in: EXPERIMENT -> smoke, PATH -> the smoke run."""
+    text = (REPO / "README.md").read_text()
+    found = re.findall(r"^\.venv/bin/(repro (?:status|plan|list|ls|env)\b[^#\n]*)", text, re.M)
+    found += re.findall(r"^\| `(repro (?:status|plan|list|ls|env|verify)\b[^`]*)`", text, re.M)
+    out = []
+    for cmd in found:
+        cmd = re.sub(r"\[[^\]]*\]", "", cmd).replace("EXPERIMENT", "smoke").replace("...", "")
+        out.append(cmd.split()[1:])
+    return out
+
+
+def test_the_readme_commands_work(smoke_run):
+    commands = _readme_commands()
+    verbs = {c[0] for c in commands}
+    assert {"status", "plan", "list", "ls", "env", "verify"} <= verbs, verbs
+    assert ["status", "smoke", "--set", "stage2.params.learning_rate=1e-3"] in commands
+    for args in commands:
+        args = [str(smoke_run.runs / "smoke") if a == "PATH" else a for a in args]
+        if args[0] in ("status", "plan"):
+            args += ["--runs-dir", str(smoke_run.runs)]
+        proc = repro(*args)
+        assert proc.returncode == 0, f"repro {' '.join(args)}: {proc.stderr[-1000:]}"
+        if args[:2] == ["status", "smoke"] and "learning_rate=1e-3" in " ".join(args):
+            assert "param learning_rate: 0.002 -> 0.001" in proc.stdout

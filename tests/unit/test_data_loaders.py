@@ -21,7 +21,7 @@ KINDS = {"llava_pretrain": ConversationSample, "llava_instruct": ConversationSam
          "pku_saferlhf": PreferencePair, "spa_vl": PreferencePair, "sorry_bench": SafetyPrompt,
          "wildjailbreak": SafetyPrompt, "mm_safetybench": SafetyPrompt, "siuo": SafetyPrompt,
          "figstep": SafetyPrompt, "mmbench": MultipleChoiceItem, "mme": YesNoItem,
-         "seed_bench": MultipleChoiceItem, "judge_train": ConversationSample}
+         "seed_bench": MultipleChoiceItem, "judge_train": ConversationSample, "xstest": SafetyPrompt}
 
 
 @pytest.fixture(scope="module")
@@ -68,16 +68,53 @@ def test_llava_json_quirks(world):
     assert {r.turns[1][1] == REFUSAL for r in chat} == {True, False}
 
 
-def test_vlguard_two_forms(world):
+def test_vlguard_one_conversation_per_image(world):
     samples = load(world, "vlguard")
-    assert len(samples) == 30  # 20 train records: 10 safe images x 2 + 10 unsafe x 1
-    kinds = defaultdict(list)
-    for s in samples:
-        kinds[s.meta["instruction_kind"]].append(s)
-    assert len(kinds["safe_instruction"]) == len(kinds["unsafe_instruction"]) == len(kinds["instruction"]) == 10
-    assert all(s.turns[1][1] == REFUSAL for s in kinds["unsafe_instruction"] + kinds["instruction"])
-    assert all(s.meta["harmful_category"] for s in kinds["instruction"])
-    assert len(load(world, "vlguard", "test")) == 15
+    assert len(samples) == 20  # 20 train records (10 safe images, 10 unsafe): one conversation each
+    safe = [s for s in samples if s.meta["safe_image"]]
+    unsafe = [s for s in samples if not s.meta["safe_image"]]
+    assert len(safe) == len(unsafe) == 10
+    assert all(len(s.turns) == 4 and sorted(s.meta["instruction_order"]) == ["safe_instruction", "unsafe_instruction"]
+               for s in safe)
+    assert all(len(s.turns) == 2 and s.turns[1][1] == REFUSAL and s.meta["harmful_category"] for s in unsafe)
+    # the image goes in the first turn only, as convert_to_llava_format.py writes it (no newline)
+    assert all(s.turns[0][1].startswith("<image>") and not s.turns[0][1].startswith("<image>\n") for s in samples)
+    assert all("<image>" not in text for s in samples for _, text in s.turns[1:])
+    assert len(load(world, "vlguard", "test")) == 10
+
+
+def test_vlguard_conversion_is_convert_to_llava_formats(tmp_path):
+    """A train.json with N images gives N conversations, and the pair order is the one VLGuard's
+    convert_to_llava_format.py writes for this file (its output, recorded by running the script):
+    one random.seed(0) stream, one shuffle per safe image, unsafe images draw nothing."""
+    from repro.data.synthetic.draw import png_shape
+    from repro.data.vlguard import load
+
+    (tmp_path / "train" / "img").mkdir(parents=True)
+    rows = []
+    for i, kind in enumerate("SUSSSUSSS"):
+        (tmp_path / "train" / "img" / f"{i}.png").write_bytes(png_shape("red", "circle"))
+        if kind == "S":
+            rows.append({"id": f"s{i}", "image": f"img/{i}.png", "safe": True, "instr-resp": [
+                {"safe_instruction": f"safe question {i}", "response": f"answer {i}"},
+                {"unsafe_instruction": f"unsafe question {i}", "response": "I cannot help with that."}]})
+        else:
+            rows.append({"id": f"u{i}", "image": f"img/{i}.png", "safe": False, "harmful_category": "privacy",
+                         "harmful_subcategory": "personal data",
+                         "instr-resp": [{"instruction": f"bad question {i}", "response": "I cannot help with that."}]})
+    (tmp_path / "train.json").write_text(json.dumps(rows))
+    samples = load(tmp_path)
+    assert len(samples) == len(rows) == 9
+    human = {s.id: [text for role, text in s.turns if role == "user"] for s in samples}
+    expected = {"s0": ["<image>safe question 0", "unsafe question 0"], "u1": ["<image>bad question 1"],
+                "s2": ["<image>safe question 2", "unsafe question 2"],
+                "s3": ["<image>unsafe question 3", "safe question 3"],
+                "s4": ["<image>safe question 4", "unsafe question 4"], "u5": ["<image>bad question 5"],
+                "s6": ["<image>safe question 6", "unsafe question 6"],
+                "s7": ["<image>safe question 7", "unsafe question 7"],
+                "s8": ["<image>safe question 8", "unsafe question 8"]}
+    assert human == expected
+    assert [t for _, t in samples[3].turns[1::2]] == ["I cannot help with that.", "answer 3"]  # responses follow
 
 
 def test_safety_prompts(world):

@@ -136,7 +136,13 @@ def vlguard_root(tmp_path, record) -> Path:
 @pytest.mark.parametrize("record, pattern", [
     ({"id": "a", "image": "safe/a.png", "safe": "yes", "instr-resp": []}, r"row 1: field 'safe': expected boolean, got str"),
     ({"id": "a", "image": "safe/a.png", "safe": True, "instr-resp": [{"instruction": "x", "response": "y"}]},
+     r"row 1: field 'instr-resp': expected 2 item\(s\) for a safe image, got 1"),
+    ({"id": "a", "image": "safe/a.png", "safe": True, "instr-resp": [{"instruction": "x", "response": "y"},
+                                                                    {"safe_instruction": "x", "response": "y"}]},
      r"row 1: field 'instr-resp\[0\]': expected exactly one of safe_instruction, unsafe_instruction"),
+    ({"id": "a", "image": "safe/a.png", "safe": True, "instr-resp": [{"safe_instruction": "x", "response": "y"},
+                                                                    {"safe_instruction": "z", "response": "y"}]},
+     r"row 1: field 'instr-resp': a safe image needs one safe_instruction and one unsafe_instruction"),
     ({"id": "a", "image": "safe/a.png", "safe": False, "harmful_category": "c",
       "instr-resp": [{"instruction": "x"}]}, r"row 1: field 'instr-resp\[0\].response': expected a non-empty string"),
     ({"id": "a", "image": "safe/a.png", "safe": False, "instr-resp": [{"instruction": "x", "response": "y"}]},

@@ -14,6 +14,7 @@ from repro.executors.base import StageFailed
 from repro.executors.docker import CONTAINER_RUNS, DockerExecutor
 from repro.executors.local import probe
 from repro.pipeline.runner import Runner
+from repro.provenance import pins
 from repro.provenance.record import execution_record, read_json
 from repro.provenance.verify import verify_manifest
 
@@ -22,14 +23,22 @@ TOKEN = "hf_FAKEtokenFAKEtokenFAKEtokenFAKE0000"  # planted by tests/conftest.py
 IMAGE_ID = "sha256:" + "ab" * 32
 
 
+LOCK = pins.load_lock(ROOT / "manifest.lock")
+CPU_BASE = LOCK["images"]["cpu"]
+
+
 class FakeImage:
+    """The CPU image as `docker build $(pins build-args cpu)` labels it: built on the pinned base."""
+
     def __init__(self, ref):
         self.id = IMAGE_ID
         self.labels = {"org.opencontainers.image.title": "repro-cpu",
-                       "org.opencontainers.image.base.digest": "sha256:" + "cd" * 32,
-                       "org.opencontainers.image.base.name": "repro-offline/debian:bookworm",
+                       "org.opencontainers.image.base.digest": CPU_BASE["digest"],
+                       "org.opencontainers.image.base.name": CPU_BASE["ref"],
+                       "org.repro.base.stand-in-for": "",
                        "maintainer": "someone"}
-        self.attrs = {"RepoDigests": [], "Config": {"Env": ["REPRO_PYTHON_LOCK_SHA256=" + "ef" * 32,
+        lock_sha = LOCK["python_locks"]["requirements/cpu.txt"]["sha256"]
+        self.attrs = {"RepoDigests": [], "Config": {"Env": ["REPRO_PYTHON_LOCK_SHA256=" + lock_sha,
                                                              "PATH=/opt/venv/bin"]}}
 
 
@@ -184,7 +193,7 @@ def test_gpu_requests_follow_the_stage(tmp_path):
     assert docker_executor(FakeClient(), profile="paper", gpus="all").gpus_for("data/fetch", {}) == -1
     assert image_role("evaluate/judge") == "eval" and image_role("train/dpo") == "train"
     assert ex.describe("evaluate/benchmark", "paper") == {"executor": "docker", "image": "repro-eval:dev",
-                                                          "role": "eval"}
+                                                          "role": "eval", "lock_image": "eval"}
 
 
 def test_missing_image_says_how_to_build_it_and_digests_are_pulled():
@@ -232,38 +241,51 @@ def _rewrite_execution(runs, manifest, stage, execution, profile=None):
 
 
 def test_verify_checks_the_image_a_stage_ran_in(experiments, tmp_path):
-    from repro.provenance import pins
-
     runs = tmp_path / "runs"
     manifest, _ = run_chain(experiments, runs, docker_executor(FakeClient()))
     v, _ = verify_manifest(manifest)
-    # images.cpu is unpinned in manifest.lock: said, not passed over
-    assert any(c.level == "warn" and "images.cpu is unpinned" in c.detail for c in v.checks)
-
-    lock = pins.load_lock()
-    lock["images"]["cpu"]["digest"] = "sha256:" + "99" * 32
-    lock_sha = lock["python_locks"]["requirements/cpu.txt"]["sha256"]
-    record = {"executor": "docker", "image": {"ref": "repro-smoke:dev", "id": IMAGE_ID, "lock_image": "cpu",
-                                              "labels": {"org.opencontainers.image.base.digest": "sha256:" + "99" * 32},
-                                              "python_lock_sha256": lock_sha}}
-    _rewrite_execution(runs, manifest, "a", record)
+    # built on the pinned base with the locked Python set: PASSED, not WARNED
+    assert v.verdict() == "PASSED", [c for c in v.checks if c.level != "pass"]
+    record = execution_record(read_json(runs / json.loads(manifest.read_text())["stages"]["a"]["statement"]))
+    offline = json.loads(json.dumps(record))
+    offline["image"]["labels"].update({  # what scripts/docker/build-offline.sh builds
+        "org.opencontainers.image.base.name": "repro-offline/debian:bookworm",
+        "org.opencontainers.image.base.digest": "sha256:" + "cd" * 32,
+        "org.repro.base.stand-in-for": f"{CPU_BASE['ref']}@{CPU_BASE['digest']}"})
+    _rewrite_execution(runs, manifest, "a", offline)
+    v, _ = verify_manifest(manifest)
+    assert v.verdict() == "WARNED"
+    assert any(c.name == "stage a" and c.level == "warn" and "built offline on the local stand-in base "
+               "repro-offline/debian:bookworm@sha256:cdcd" in c.detail for c in v.checks)
+    # another base, not declared a stand-in for the pin: fails
+    offline["image"]["labels"]["org.repro.base.stand-in-for"] = ""
+    _rewrite_execution(runs, manifest, "a", offline)
+    v, _ = verify_manifest(manifest)
+    assert any(c.level == "fail" and f"manifest.lock pins images.cpu at {CPU_BASE['digest']}" in c.detail
+               for c in v.checks)
+    # another Python lock: fails
+    other_lock = json.loads(json.dumps(record))
+    other_lock["image"]["python_lock_sha256"] = "ef" * 32
+    _rewrite_execution(runs, manifest, "a", other_lock)
+    v, _ = verify_manifest(manifest)
+    assert any(c.level == "fail" and "with Python lock efef" in c.detail for c in v.checks)
+    # unpinned in manifest.lock: said, not passed over
     from repro.provenance import verify as verify_mod
 
+    _rewrite_execution(runs, manifest, "a", record)
+    unpinned = json.loads(json.dumps(LOCK))
+    unpinned["images"]["cpu"] = {"ref": CPU_BASE["ref"], "digest": None, "status": "unpinned"}
     orig = verify_mod.pins.load_lock
     try:
-        verify_mod.pins.load_lock = lambda: lock
+        verify_mod.pins.load_lock = lambda: unpinned
         v, _ = verify_manifest(manifest)
-        assert not [c for c in v.checks if c.name == "stage a" and c.level != "pass"]
-        record["image"]["labels"]["org.opencontainers.image.base.digest"] = "sha256:" + "98" * 32
-        _rewrite_execution(runs, manifest, "a", record)
-        v, _ = verify_manifest(manifest)
-        assert any(c.level == "fail" and "manifest.lock pins images.cpu at sha256:9999" in c.detail for c in v.checks)
-        # a paper-profile stage run on the host: reported as a deviation
-        _rewrite_execution(runs, manifest, "b", {"executor": "local"}, profile="paper")
-        v, _ = verify_manifest(manifest)
-        assert any(c.name == "stage b" and c.level == "warn" and "ran on the host" in c.detail for c in v.checks)
+        assert any(c.level == "warn" and "images.cpu is unpinned" in c.detail for c in v.checks)
     finally:
         verify_mod.pins.load_lock = orig
+    # a paper-profile stage run on the host: reported as a deviation
+    _rewrite_execution(runs, manifest, "b", {"executor": "local"}, profile="paper")
+    v, _ = verify_manifest(manifest)
+    assert any(c.name == "stage b" and c.level == "warn" and "ran on the host" in c.detail for c in v.checks)
 
 
 def test_interrupted_docker_stage_removes_its_container(experiments, tmp_path):

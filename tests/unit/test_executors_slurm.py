@@ -3,6 +3,7 @@ stand-in sbatch, cancelling on interrupt; `repro plan` and `repro doctor` for ex
 
 import json
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def test_slurm_executor_submits_waits_and_records_the_job(tmp_path):
     sbatch.chmod(sbatch.stat().st_mode | stat.S_IEXEC)
     venv_bin = Path(os.sys.executable).parent
     conf = dict(SLURM_SETTINGS, runtime="host", sbatch=str(sbatch), setup=[f"export PATH={venv_bin}:$PATH"])
-    root = one_stage_experiments(tmp_path / "experiments", "{dataset: no_such_set}")
+    root = one_stage_experiments(tmp_path / "experiments", "{dataset: llava_pretrain, size: enormous}")
     runs = tmp_path / "runs"
     log = []
     runner = Runner(runs, echo=log.append, executor=SlurmExecutor(conf, "tiny"))
@@ -69,23 +70,44 @@ def test_slurm_executor_submits_waits_and_records_the_job(tmp_path):
     assert record["executor"] == "slurm" and record["job_id"] == "4242" and record["runtime"] == "host"
     assert "image" not in record and record["accounting"] in ("sacct not available", "sacct returned nothing")
     # a failing job: its log's last lines in the error, nothing published
-    with pytest.raises(StageFailed, match=r"SLURM job 4242 exit \d+; nothing was published; (.|\n)*no_such_set"):
+    with pytest.raises(StageFailed, match=r"SLURM job 4242 exit \d+; nothing was published; (.|\n)*enormous"):
         runner.run(load_experiment("bad", "tiny", (), root=root))
     assert len([p for p in (runs / "store").iterdir() if p.name != ".tmp"]) == 1
 
 
-def test_plan_shows_executor_image_and_launch_command():
+@pytest.mark.parametrize("executor, train_image", [("docker", "docker image repro-train:dev (train)"),
+                                                     ("slurm", "slurm image repro-train.sif (train) via apptainer")])
+def test_plan_shows_executor_image_and_launch_command(tmp_path, monkeypatch, executor, train_image):
+    """A plan needs no daemon, no cluster and no GPU, even with a runs dir to compare against."""
     from click.testing import CliRunner
 
     from repro.cli import cli, _register
 
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-daemon.sock")
+    (tmp_path / "bash").symlink_to("/bin/bash")
+    monkeypatch.setenv("PATH", str(tmp_path))  # bash, but no sbatch and no apptainer
     _register()
-    out = CliRunner().invoke(cli, ["plan", "table2", "--profile", "paper", "--executor", "docker"]).output
+    result = CliRunner().invoke(cli, ["plan", "table2", "--profile", "paper", "--executor", executor,
+                                      "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "cache state unknown (executor " in out
     block = out.split("- stage2_b: ")[1].split("\n- ")[0]
-    assert "runs: docker image repro-train:dev (train)" in block
+    assert f"runs: {train_image}; built from nvidia/cuda:13.0.1-devel-ubuntu24.04" in block
     assert ("launch: python -m accelerate.commands.launch --config_file "
             "configs/launch/accelerate_4gpu.yaml -m repro.train.launch '<spec.json>'") in block
+    assert "(eval)" in out and "[unknown] gpus=4" in block
+    if executor != "docker":
+        return
     assert "runs: docker image repro-eval:dev (eval)" in out
+    # the bases of manifest.lock's images, by digest (no Docker daemon needed to say so)
+    from repro.provenance import pins
+
+    images = pins.load_lock()["images"]
+    for name, built in (("train", "-> repro-train:dev"), ("eval", "-> repro-eval:dev"),
+                        ("cpu", "(not used by this plan)")):
+        assert re.search(rf"^  {name}: {re.escape(images[name]['ref'])}@sha256:[0-9a-f]{{64}} \[.*\] "
+                         rf"{re.escape(built)}$", out, flags=re.M), (name, out[:1500])
 
 
 def test_interrupted_slurm_wait_cancels_the_job(tmp_path, monkeypatch):

@@ -1,31 +1,26 @@
 """Every experiment declaration loads in both profiles, maps to the paper, pins its external
-inputs, shares stages by identical definitions, and carries the paper's hyperparameters."""
+inputs, shares stages by identical definitions, derives its evaluation matrix from its tables,
+and carries the paper's hyperparameters."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from repro.config.load import experiments_dir, list_experiments, load_experiment
+from repro.config.tables import MODEL_FREE_JUDGES, columns, eval_stage
+from repro.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = list_experiments()
 PAPER_EXPERIMENTS = ["table1", "figure2", "data_filtering", "table2", "layers", "objectives", "merging",
                      "released"]
-NEW_KINDS = {"report/sweep": "repro.report.figures:sweep_stage"}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _kinds():
-    """The stage kinds of repro/report/ that repro/stages.py may not list yet (same targets)."""
-    from repro.stages import STAGE_KINDS
-
-    for kind, target in NEW_KINDS.items():
-        if kind not in STAGE_KINDS:
-            STAGE_KINDS.register(kind, target)
+SAFETY = ("sorry_bench", "wildjailbreak", "xstest", "mm_safetybench", "siuo", "figstep")
 
 
 def _lock() -> dict:
@@ -33,7 +28,7 @@ def _lock() -> dict:
 
 
 def test_every_paper_experiment_is_declared():
-    assert set(PAPER_EXPERIMENTS) | {"all", "smoke"} <= set(EXPERIMENTS)
+    assert set(PAPER_EXPERIMENTS) | {"all", "smoke", "findings"} <= set(EXPERIMENTS)
 
 
 @pytest.mark.parametrize("profile", ["tiny", "paper"])
@@ -45,10 +40,12 @@ def test_loads_and_maps_to_the_paper(name, profile):
     assert isinstance(paper, dict) and paper.get("artefact"), f"{name}: no paper: {{artefact: ...}}"
 
 
-@pytest.mark.parametrize("name", EXPERIMENTS)
-def test_declaration_is_short(name):
-    lines = (experiments_dir() / f"{name}.yaml").read_text().splitlines()
-    assert len(lines) <= 60, f"{name}.yaml has {len(lines)} lines"
+def test_the_declarations_are_short():
+    files = [*experiments_dir().glob("*.yaml"), *experiments_dir().glob("_base/*.yaml"),
+             *experiments_dir().glob("_base/*/*.yaml")]
+    lines = {f.relative_to(experiments_dir()).as_posix(): len(f.read_text().splitlines()) for f in files}
+    assert sum(lines.values()) <= 400, lines
+    assert all(n <= 60 for f, n in lines.items() if "/" not in f), lines
 
 
 def test_mapping_is_documented_once():
@@ -75,12 +72,39 @@ def test_paper_inputs_come_through_pinned_fetch_stages(name):
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_paper_safety_evaluations_bind_a_judge_model(name):
+    """Every paper safety evaluation is judged by a model: a fetched checkpoint, or a chat
+    endpoint (the official GPT-4-class protocols), never a rule."""
+    from repro.evaluate.benchmarks import get_benchmark
+
     exp = load_experiment(name, "paper")
     for spec in exp.stages.values():
-        if spec.kind == "evaluate/benchmark" and spec.params.get("benchmark") in (
-                "sorry_bench", "wildjailbreak", "mm_safetybench", "siuo", "figstep"):
-            judge = exp.stages[spec.inputs["judge"]]
-            assert judge.kind == "models/fetch", spec.name
+        if spec.kind == "evaluate/benchmark" and spec.params["benchmark"] in SAFETY:
+            judge = spec.params.get("judge") or get_benchmark(spec.params["benchmark"]).judge
+            if judge in MODEL_FREE_JUDGES:
+                assert judge not in ("exact", "keyword_refusal", "xstest_strmatch"), spec.name
+            else:
+                assert exp.stages[spec.inputs["judge"]].kind == "models/fetch", spec.name
+
+
+def test_a_paper_safety_benchmark_without_a_judge_model_is_a_load_error(tmp_path):
+    root = tmp_path / "experiments"
+    (root / "_base").mkdir(parents=True)
+    for f in experiments_dir().glob("_base/*.yaml"):
+        (root / "_base" / f.name).write_text(f.read_text())
+    paper = root / "_base" / "paper.yaml"
+    paper.write_text(paper.read_text().replace("wildguard: judge_wildguard", "nothing: judge_wildguard"))
+    (root / "t.yaml").write_text("schema: 1\ninclude: ['_base/{profile}.yaml']\n"
+                                 "tables: {t: {title: T, suite: text, rows: {A: llm}}}\n")
+    with pytest.raises(InputError, match=r"wildjailbreak is judged by 'wildguard', which needs a judge model"):
+        load_experiment("t", "paper", root=root)
+    assert load_experiment("t", "tiny", root=root).stages  # tiny: the `exact` rule judge needs none
+
+
+def test_judges_that_need_no_model_are_the_rule_and_chat_judges():
+    from repro.evaluate.judges import JUDGES, ModelJudge
+
+    needs_none = {n for n in JUDGES.names() if not issubclass(JUDGES.get(n), ModelJudge)}
+    assert needs_none == MODEL_FREE_JUDGES
 
 
 @pytest.mark.parametrize("profile", ["tiny", "paper"])
@@ -121,16 +145,72 @@ def test_paper_recipes_carry_the_paper_numbers():
         assert (p["learning_rate"], p["expect_global_batch"], p["mode"]) == (2e-5, 64, "sft")
 
 
+def test_tables_derive_one_evaluation_per_row_and_benchmark():
+    t1 = load_experiment("table1", "paper")
+    llm_a = t1.tables["table1"].row("LLM A")
+    assert llm_a.benchmarks == ("sorry_bench", "wildjailbreak", "xstest")
+    assert t1.tables["table1"].row("LLM A-VL").benchmarks == (*SAFETY, "mmbench", "mme", "seed_bench")
+    ev = t1.stages[eval_stage("stage2", "siuo")]
+    assert ev.name == "eval~stage2~siuo" and ev.params["benchmark"] == "siuo"
+    assert ev.inputs == {"model": "stage2", "data": "siuo"}  # the official protocol: a chat judge
+    fig = t1.stages[eval_stage("stage2", "figstep")]
+    assert fig.inputs == {"model": "stage2", "data": "figstep", "judge": "judge_vision"}
+    assert t1.stages["eval~stage2~mme"].inputs == {"model": "stage2", "data": "mme"}  # no judge
+    assert t1.stages["siuo"].kind == "data/fetch"  # the profile's benchmark_data
+    report = t1.stages["table1"]
+    assert report.kind == "report/table" and set(report.inputs.values()) <= set(t1.stages)
+
+
 def test_the_swept_stages_expand():
     f2 = load_experiment("figure2", "tiny")
-    assert {s for s in f2.stages if s.startswith("ev_ckpt_sorry@")} == {
-        "ev_ckpt_sorry@step-10", "ev_ckpt_sorry@step-20", "ev_ckpt_sorry@step-30", "ev_ckpt_sorry@step-40"}
-    assert "sorry@step-30" in f2.stages["figure2"].inputs
+    base = "eval~stage2~sorry_bench~checkpoint"
+    assert {s for s in f2.stages if s.startswith(f"{base}@")} == {f"{base}@step-{n}" for n in (0, 10, 20, 30, 40)}
+    assert f"{base}@step-30" in f2.stages["figure2"].inputs
     merging = load_experiment("merging", "paper")
     assert len([s for s in merging.stages if s.startswith("merged@")]) == 11
+    assert len([s for s in merging.stages if s.startswith("eval~merged~mmbench@")]) == 11
+
+
+@pytest.mark.parametrize("profile", ["tiny", "paper"])
+def test_findings_rows_exist_in_every_profile(profile):
+    from repro.report.findings import ROWS, chain
+
+    exp = load_experiment("findings", profile)
+    assert set(chain(exp.tables["findings"])) == set(ROWS)
+    for label in ROWS:
+        for stage in exp.tables["findings"].row(label).stages.values():
+            assert stage in exp.stages or any(s.startswith(f"{stage}@") for s in exp.stages), stage
+
+
+def test_every_benchmark_declares_its_columns():
+    from repro.evaluate.benchmarks import load_all
+
+    for bench in load_all().values():
+        cols = columns(bench)
+        assert cols[0]["metric"] == bench.primary and all(c["units"] in ("rate", "points") for c in cols)
+
+
+def test_declarations_load_without_torch():
+    code = ("import sys; from click.testing import CliRunner; from repro.cli import cli, _register; _register()\n"
+            "for args in (['list'], ['plan', 'all', '--profile', 'paper'], ['ls', 'stages']):\n"
+            "    r = CliRunner().invoke(cli, args); assert r.exit_code == 0, r.output\n"
+            "print(sorted(m for m in ('torch', 'transformers', 'numpy') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_make_targets_cover_every_experiment():
     make = (ROOT / "Makefile").read_text()
     assert re.search(r"^reproduce-all:", make, re.M)
     assert "reproduce-%" in make
+
+
+def test_set_reaches_derived_stages_and_recipes():
+    exp = load_experiment("smoke", "tiny", ("eval~stage2~sorry_bench.params.limit=5",
+                                            "recipes.helpful_eval.batch_size=4"))
+    assert exp.stages["eval~stage2~sorry_bench"].params["limit"] == 5
+    assert "limit" not in exp.stages["eval~llm~sorry_bench"].params
+    t1 = load_experiment("table1", "paper", ("recipes.safety_eval.backend=hf",))
+    assert {s.params["backend"] for s in t1.stages.values() if s.params.get("benchmark") in SAFETY} == {"hf"}
+    assert {s.params["backend"] for s in t1.stages.values() if s.params.get("benchmark") == "mme"} == {"vllm"}

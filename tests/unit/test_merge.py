@@ -210,3 +210,86 @@ def test_bench_merge_runs_at_toy_size(tmp_path):
     assert result["shards"] >= 2 and result["copy_mb_per_s"] > 0 and result["merge_mb_per_s"] > 0
     assert result["merge_peak_rss_mb"] > 0 and isinstance(result["goal_met"], bool)
     assert not any((tmp_path / "bench").iterdir())  # the checkpoints were cleaned up
+
+
+# --- conventions next to mergekit's (tests/golden/mergekit_0.1.5.json: mergekit 0.1.5's own output
+# on these tensors, made once with the unpacked wheel; the kit does not depend on mergekit) -------
+
+GOLDEN = Path(__file__).parents[1] / "golden" / "mergekit_0.1.5.json"
+
+
+def _golden():
+    data = json.loads(GOLDEN.read_text())
+    base = torch.tensor(data["base"], dtype=torch.float32)
+    models = [torch.tensor(m, dtype=torch.float32) for m in data["models"]]
+    return data, base, models
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_ties_mergekit_convention_is_mergekits_ties_bit_for_bit(index):
+    data, base, models = _golden()
+    case = [c for c in data["cases"] if c["method"] == "ties"][index]
+    out = ties.ties(base.clone(), models[:case["models"]], case["weights"], case["density"], case["scale"],
+                    convention="mergekit")
+    assert torch.equal(out, torch.tensor(case["expected"], dtype=torch.float32))
+    # these tensors have threshold ties and zero votes (and some weights != 1): the kit's own
+    # convention differs from mergekit's on them
+    kit = ties.ties(base.clone(), models[:case["models"]], case["weights"], case["density"], case["scale"])
+    assert not torch.equal(kit, out)
+
+
+def test_ties_conventions_agree_where_they_agree():
+    data = json.loads(GOLDEN.read_text())["continuous"]
+    base = torch.tensor(data["base"], dtype=torch.float32)
+    models = [torch.tensor(m, dtype=torch.float32) for m in data["models"]]
+    expected = torch.tensor(data["expected"], dtype=torch.float32)
+    for convention in ("kit", "mergekit"):
+        assert torch.equal(ties.ties(base.clone(), models, data["weights"], data["density"],
+                                     convention=convention), expected)
+
+
+def test_each_ties_convention_difference_on_hand_made_tensors():
+    z = torch.zeros(4)
+    # trim size: 0.5 of 5 entries is round(2.5) = 2 (kit) vs floor = 2; 0.7 of 5: round 4 vs floor 3
+    d = torch.tensor([5.0, 4.0, 3.0, 2.0, 1.0])
+    assert (ties.trim(d, 0.7) != 0).sum() == 4 and (ties.trim_exact_k(d, 0.7) != 0).sum() == 3
+    # ties at the threshold: the kit keeps all three 2.0s, mergekit exactly k = 2 of the four entries
+    d = torch.tensor([3.0, 2.0, 2.0, 2.0])
+    assert (ties.trim(d, 0.5) != 0).sum() == 4 and (ties.trim_exact_k(d, 0.5) != 0).sum() == 2
+    # a zero vote: the kit keeps the base, mergekit elects + and keeps the positive entry
+    m1, m2 = torch.tensor([1.0, 0, 0, 0]), torch.tensor([-1.0, 0, 0, 0])
+    assert ties.ties(z.clone(), [m1, m2], [1.0, 1.0], 1.0)[0] == 0.0
+    assert ties.ties(z.clone(), [m1, m2], [1.0, 1.0], 1.0, convention="mergekit")[0] == 1.0
+    # the mean: over agreeing models (kit) vs over their weights (mergekit)
+    m1, m2 = torch.tensor([2.0, 0, 0, 0]), torch.tensor([4.0, 0, 0, 0])
+    assert ties.ties(z.clone(), [m1, m2], [0.5, 1.0], 1.0)[0] == (1.0 + 4.0) / 2
+    assert ties.ties(z.clone(), [m1, m2], [0.5, 1.0], 1.0, convention="mergekit")[0] == (1.0 + 4.0) / 1.5
+
+
+@pytest.mark.parametrize("index", range(2))
+def test_task_arithmetic_is_mergekits_bit_for_bit(index):
+    data, base, models = _golden()
+    case = [c for c in data["cases"] if c["method"] == "task_arithmetic"][index]
+    out = task_arithmetic.task_arithmetic(base.clone(), models[:2], case["weights"])
+    assert torch.equal(out, torch.tensor(case["expected"], dtype=torch.float32))
+
+
+def test_linear_is_mergekits_within_one_ulp():
+    from repro.merge.linear import linear
+
+    data, _, models = _golden()
+    for case in (c for c in data["cases"] if c["method"] == "linear"):
+        out = linear(models[0], models[1], case["weight"])
+        expected = torch.tensor(case["expected"], dtype=torch.float32)
+        ulp = (torch.nextafter(expected, torch.full_like(expected, float("inf"))) - expected).abs()
+        assert ((out - expected).abs() <= ulp).all()
+
+
+def test_ties_stage_records_its_convention(ckpts, tmp_path):
+    inputs = {"base": ckpts / "a", "m1": ckpts / "b", "m2": ckpts / "c"}
+    ctx = ctx_for(tmp_path, inputs, "merge/ties", density=0.5, convention="mergekit")
+    run_merge(ctx, "ties")
+    assert ctx.protocol_choices["merge_convention"] == "mergekit"
+    assert ctx.protocol_choices["merge_disjoint_mean"].startswith("divided by the sum")
+    with pytest.raises(InputError, match="convention: 'peft'"):
+        run_merge(ctx_for(tmp_path, inputs, "merge/ties", convention="peft"), "ties")

@@ -78,9 +78,10 @@ def test_short_only_pins_stay_unpinned(lock):
         assert lock[kind][key]["revision"] is None
 
 
-def test_image_digests_are_real_or_unpinned(lock):
+def test_base_images_are_pinned_with_their_source(lock):
     for name, img in lock["images"].items():
-        assert (img["digest"] is None) == (img["status"] == "unpinned"), name
+        assert re.fullmatch(r"sha256:[0-9a-f]{64}", img["digest"]) and img["status"] == "pinned", name
+        assert img["source"] == "pinned in public Dockerfiles; not read from a registry here", name
 
 
 def test_python_lock_digests_match_files(lock):
@@ -112,6 +113,8 @@ def test_lock_path_honours_env(monkeypatch, tmp_path):
          ["models.clip_vit_l14_336.files.pytorch_model.bin"]),
         (lambda d: d["images"]["train"].update(digest="sha256:123"), ["images.train.digest"]),
         (lambda d: d["images"]["eval"].update(ref="nvidia/cuda@sha256:" + "a" * 64), ["images.eval.ref"]),
+        (lambda d: d["images"]["eval"].pop("source"), ["images.eval.source", "missing"]),
+        (lambda d: d["images"]["cpu"].update(source=""), ["images.cpu.source", "non-empty"]),
         (lambda d: d.update(extra={}), ["(top).extra", "unknown key"]),
         (lambda d: d.update(schema=2), ["schema"]),
         (lambda d: d["python_locks"]["requirements/cpu.txt"].update(sha256="zz"),
@@ -158,7 +161,8 @@ def test_find_pin_suggests_close_key(lock):
 
 def test_unpinned_image_refuses_build_args(lock):
     unpinned = yaml.safe_load(yaml.safe_dump(lock))
-    unpinned["images"]["train"].update(digest=None, status="unpinned")
+    unpinned["images"]["train"] = {"ref": "nvidia/cuda:13.0.1-devel-ubuntu24.04", "digest": None,
+                                   "status": "unpinned"}
     with pytest.raises(InputError, match=r"images\.train\.digest: unpinned"):
         pins.build_args(unpinned, "train")
 
@@ -166,11 +170,12 @@ def test_unpinned_image_refuses_build_args(lock):
 def test_cli_set_digest_then_build_args(tmp_path, lock, capsys):
     path = tmp_path / "manifest.lock"
     unpinned = yaml.safe_load(yaml.safe_dump(lock))
-    unpinned["images"]["cpu"].update(digest=None, status="unpinned")
+    unpinned["images"]["cpu"] = {"ref": lock["images"]["cpu"]["ref"], "digest": None, "status": "unpinned"}
     path.write_text(pins.dump_lock(unpinned))
     assert pins.main(["--lock", str(path), "build-args", "cpu"]) == 2
     assert "images.cpu.digest: unpinned" in capsys.readouterr().err
     assert pins.main(["--lock", str(path), "set-digest", "cpu", DIGEST]) == 0
+    assert pins.load_lock(path)["images"]["cpu"]["source"].startswith("set with `pins set-digest` on 20")
     assert pins.main(["--lock", str(path), "build-args", "cpu"]) == 0
     out = capsys.readouterr().out.split()
     ref = lock["images"]["cpu"]["ref"]
@@ -181,25 +186,26 @@ def test_cli_set_digest_then_build_args(tmp_path, lock, capsys):
     assert pins.load_lock(path)["images"]["cpu"]["digest"] == DIGEST  # the bad value was not written
 
 
-def test_offline_base_stands_in_for_an_unpinned_base_by_image_id(lock):
-    unpinned = yaml.safe_load(yaml.safe_dump(lock))
-    unpinned["images"]["cpu"].update(digest=None, status="unpinned")
-    dockerfile, args = pins.build_arg_values(unpinned, "cpu", f"repro-offline/debian:bookworm@{DIGEST}")
+def test_offline_base_stands_in_for_the_pinned_base_by_image_id(lock):
+    cpu = lock["images"]["cpu"]
+    dockerfile, args = pins.build_arg_values(lock, "cpu", f"repro-offline/debian:bookworm@{DIGEST}")
     assert dockerfile == "Dockerfile.eval"
     assert args["BASE_IMAGE"] == DIGEST  # FROM <image ID>: a local image has no registry digest
     assert (args["BASE_REF"], args["BASE_DIGEST"]) == ("repro-offline/debian:bookworm", DIGEST)
+    assert args["BASE_STAND_IN_FOR"] == f"{cpu['ref']}@{cpu['digest']}"  # said in a label
     assert args["PYTHON_LOCK_SHA256"] == lock["python_locks"]["requirements/cpu.txt"]["sha256"]
-    pinned = yaml.safe_load(yaml.safe_dump(unpinned))
-    pinned["images"]["cpu"].update(digest=DIGEST, status="pinned")
-    assert "BASE_IMAGE" not in pins.build_arg_values(pinned, "cpu")[1]  # FROM ref@digest then
+    assert "BASE_IMAGE" not in pins.build_arg_values(lock, "cpu")[1]  # FROM ref@digest then
+    unpinned = yaml.safe_load(yaml.safe_dump(lock))
+    unpinned["images"]["cpu"] = {"ref": cpu["ref"], "digest": None, "status": "unpinned"}
+    assert pins.build_arg_values(unpinned, "cpu", f"x@{DIGEST}")[1]["BASE_STAND_IN_FOR"] == cpu["ref"]
     with pytest.raises(InputError, match=r"--offline-base 'debian:12': expected <name>@sha256:<64 hex>"):
-        pins.build_arg_values(unpinned, "cpu", "debian:12")
+        pins.build_arg_values(lock, "cpu", "debian:12")
 
 
 def test_cli_compose_env(tmp_path, lock, capsys):
     pinned = yaml.safe_load(yaml.safe_dump(lock))
     for img in pinned["images"].values():
-        img.update(digest=DIGEST, status="pinned")
+        img.update(digest=DIGEST, status="pinned", source="test")
     path = _write(tmp_path, pinned)
     assert pins.main(["--lock", str(path), "compose-env"]) == 0
     lines = capsys.readouterr().out.splitlines()

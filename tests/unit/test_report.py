@@ -1,5 +1,6 @@
-"""Report rendering on hand-made metrics: sweep tables and figures (byte-deterministic PNGs),
-report.md from a manifest (coverage, references, provenance), and the GPU-hour cost model."""
+"""Report rendering on hand-made metrics: tables (plain and swept rows) and their figures
+(byte-deterministic PNGs), report.md from a manifest (coverage, references, provenance), and the
+GPU-hour cost model."""
 
 from __future__ import annotations
 
@@ -10,78 +11,116 @@ import pytest
 from click.testing import CliRunner
 
 from repro.errors import InputError
-from repro.report import estimates, figures, report
+from repro.pipeline.context import StageContext
+from repro.report import estimates, figures, report, tables
 
 
-def _eval_dir(root: Path, name: str, metrics: dict, *, n=10, n_total=10, benchmark="sorry_bench") -> Path:
+def _eval_dir(root: Path, name: str, metrics: dict, *, n=10, n_total=10, benchmark="sorry_bench",
+              judge: dict | None = None) -> Path:
     d = root / name
     d.mkdir(parents=True)
     (d / "metrics.json").write_text(json.dumps({"benchmark": benchmark, "primary": "asr", "metrics": metrics,
                                                 "n": n, "n_total": n_total, "partial": n < n_total}))
+    if judge:
+        (d / "protocol.json").write_text(json.dumps({"judge": judge}))
     return d
 
 
-def _sweep_inputs(root: Path) -> dict[str, Path]:
+COLUMNS = [{"label": "ASR", "benchmark": "sorry_bench", "metric": "asr", "units": "rate"},
+           {"label": "benign refusal", "benchmark": "sorry_bench", "metric": "benign_refusal_rate", "units": "rate"},
+           {"label": "MMBench", "benchmark": "mmbench", "metric": "circular_acc", "units": "rate"},
+           {"label": "MME", "benchmark": "mme", "metric": "perception", "units": "points"}]
+ROWS = [{"label": "LLM A-VL", "cells": {"ASR": "sorry", "benign refusal": "sorry", "MMBench": "mmb", "MME": "mme"}}]
+
+
+def _swept_inputs(root: Path) -> dict[str, Path]:
     inputs = {}
-    for step, asr, refusal, acc in [(20, 0.2, 0.1, 0.5), (40, 0.5, 0.2, 0.6), (60, 0.8, 0.3, 0.7)]:
-        inputs[f"sorry@step-{step}"] = _eval_dir(root, f"s{step}", {"asr": asr, "benign_refusal_rate": refusal})
+    for step, asr, refusal, acc, mme in [(20, 0.2, 0.1, 0.5, 0.5), (40, 0.5, 0.2, 0.6, 900.0), (60, 0.8, 0.3, 0.7, 1.0)]:
+        inputs[f"sorry@step-{step}"] = _eval_dir(root, f"s{step}", {"asr": asr, "benign_refusal_rate": refusal},
+                                                 judge={"judge": "exact"})
         inputs[f"mmb@step-{step}"] = _eval_dir(root, f"m{step}", {"circular_acc": acc}, benchmark="mmbench",
                                                n=5 if step == 60 else 10)
+        inputs[f"mme@step-{step}"] = _eval_dir(root, f"e{step}", {"perception": mme}, benchmark="mme")
     return inputs
 
 
-COLUMNS = [{"label": "ASR", "role": "sorry", "metric": "asr"},
-           {"label": "benign refusal", "role": "sorry", "metric": "benign_refusal_rate", "style": "dotted"},
-           {"label": "MMBench", "role": "mmb", "metric": "circular_acc"}]
+def _run(tmp_path: Path, inputs: dict, rows=ROWS, columns=COLUMNS, plot=None, name="out") -> Path:
+    out = tmp_path / name
+    out.mkdir()
+    params = {"title": "safety over steps", "columns": columns, "rows": rows, **({"plot": plot} if plot else {})}
+    tables.table_stage(StageContext(experiment="e", name="t", kind="report/table", params=params, inputs=inputs,
+                                    out=out, seed=0, profile="tiny"))
+    return out
 
 
-def test_sweep_table_and_lines_figure_are_deterministic(tmp_path):
-    inputs = _sweep_inputs(tmp_path / "in")
-    sweep = figures.build_sweep(inputs, COLUMNS, "safety over steps")
-    assert [r["x"] for r in sweep["rows"]] == [20.0, 40.0, 60.0]
-    outs = []
-    for k in range(2):
-        out = tmp_path / f"out{k}"
-        out.mkdir()
-        metrics = figures.render(sweep, out, {"plot": "lines", "x_label": "step", "y_label": "rate"})
-        outs.append(out)
+def test_swept_rows_table_and_lines_figure_are_deterministic(tmp_path):
+    inputs = _swept_inputs(tmp_path / "in")
+    plot = {"kind": "lines", "x_label": "step", "y_label": "rate", "dotted": ["benign refusal"]}
+    outs = [_run(tmp_path, inputs, plot=plot, name=f"out{k}") for k in range(2)]
+    table = json.loads((outs[0] / "table.json").read_text())
+    assert [r["label"] for r in table["rows"]] == ["step-20", "step-40", "step-60"]
+    assert [r["x"] for r in table["rows"]] == [20.0, 40.0, 60.0]
+    metrics = json.loads((outs[0] / "metrics.json").read_text())
     assert metrics["metrics"]["step-40/ASR"] == 0.5 and metrics["partial"] is True
-    md = (outs[0] / "sweep.md").read_text()
-    assert "| step-60 | 80.0 | 30.0 | 70.0* |" in md and "no reference" in md
-    assert "step-20,ASR,sorry_bench,asr,0.200000,10,10,False" in (outs[0] / "sweep.csv").read_text()
-    assert r"\begin{tabular}{lrrr}" in (outs[0] / "sweep.tex").read_text()
+    md = (outs[0] / "table.md").read_text()
+    assert "| step-60 | 80.0 | 30.0 | 70.0* | 1.00 |" in md and "no reference" in md
+    assert "| step-20 | 20.0 | 10.0 | 50.0 | 0.50 |" in md  # MME in points even below 1: by units, not value
+    assert "MME in its own points" in md and "Judges: exact." in md
+    assert "step-20,ASR,sorry_bench,asr,rate,0.200000,10,10,False,exact,no reference" in (outs[0] / "table.csv").read_text()
+    assert r"\begin{tabular}{lrrrr}" in (outs[0] / "table.tex").read_text()
     png = (outs[0] / "figure.png").read_bytes()
     assert png.startswith(b"\x89PNG") and png == (outs[1] / "figure.png").read_bytes()
     assert b"Software" not in png and b"matplotlib" not in png
 
 
-def test_tradeoff_points_average_the_safety_roles(tmp_path):
+def test_plain_and_swept_rows_in_one_table(tmp_path):
+    inputs = {"llm": _eval_dir(tmp_path, "llm", {"asr": 0.1, "benign_refusal_rate": 0.0})}
+    for w, asr in (("0.0", 0.9), ("1.0", 0.2)):
+        inputs[f"merged@{w}"] = _eval_dir(tmp_path, f"m{w}", {"asr": asr, "benign_refusal_rate": 0.5})
+    rows = [{"label": "LLM", "cells": {"ASR": "llm"}}, {"label": "merge", "cells": {"ASR": "merged"}}]
+    out = _run(tmp_path, inputs, rows=rows, columns=COLUMNS[:1])
+    assert [r["label"] for r in json.loads((out / "table.json").read_text())["rows"]] == ["LLM", "merge 0.0", "merge 1.0"]
+
+
+def test_tradeoff_points_average_the_safety_columns(tmp_path):
     inputs = {}
-    for w, a, b, h in [("0.0", 0.8, 0.6, 0.7), ("0.5", 0.4, 0.2, 0.65), ("1.0", 0.1, 0.1, 0.4)]:
-        inputs[f"s1@{w}"] = _eval_dir(tmp_path, f"a{w}", {"asr": a})
-        inputs[f"s2@{w}"] = _eval_dir(tmp_path, f"b{w}", {"asr": b})
-        inputs[f"h@{w}"] = _eval_dir(tmp_path, f"h{w}", {"acc": h}, benchmark="seed_bench")
-    cols = [{"label": "A", "role": "s1"}, {"label": "B", "role": "s2"}, {"label": "H", "role": "h", "metric": "acc"}]
-    sweep = figures.build_sweep(inputs, cols, "merge")
-    out = tmp_path / "out"
-    out.mkdir()
-    figures.render(sweep, out, {"plot": "tradeoff", "safety": ["s1", "s2"], "helpfulness": "h"})
+    for w, a, h in [("0.0", 0.8, 0.7), ("0.5", 0.4, 0.65), ("1.0", 0.1, 0.4)]:
+        inputs[f"s@{w}"] = _eval_dir(tmp_path, f"a{w}", {"asr": a, "benign_refusal_rate": a / 2})
+        inputs[f"h@{w}"] = _eval_dir(tmp_path, f"h{w}", {"circular_acc": h}, benchmark="mmbench")
+    rows = [{"label": "merge", "cells": {"ASR": "s", "benign refusal": "s", "MMBench": "h"}}]
+    out = _run(tmp_path, inputs, rows=rows, columns=COLUMNS[:3],
+               plot={"kind": "tradeoff", "safety": ["ASR", "benign refusal"], "helpfulness": "MMBench"})
     points = json.loads((out / "tradeoff.json").read_text())
     assert [p["label"] for p in points] == ["0.0", "0.5", "1.0"]
     assert points[1]["asr"] == pytest.approx(0.3) and points[1]["helpfulness"] == 0.65
     assert (out / "figure.png").is_file()
 
 
-def test_sweep_errors_are_one_line(tmp_path):
-    inputs = _sweep_inputs(tmp_path)
+def test_table_errors_are_one_line(tmp_path):
+    inputs = _swept_inputs(tmp_path)
     del inputs["mmb@step-40"]
-    with pytest.raises(InputError, match="role 'mmb' lacks variant"):
-        figures.build_sweep(inputs, COLUMNS, "t")
+    with pytest.raises(InputError, match="'mmb@step-40' not bound"):
+        _run(tmp_path, inputs)
+    bad = [dict(COLUMNS[0], metric="nope")]
     with pytest.raises(InputError, match="metric 'nope' not found"):
-        figures.build_sweep(_sweep_inputs(tmp_path / "b"), [{"label": "x", "role": "sorry", "metric": "nope"}], "t")
+        _run(tmp_path, _swept_inputs(tmp_path / "b"), rows=[{"label": "r", "cells": {"ASR": "sorry"}}], columns=bad,
+             name="o2")
     with pytest.raises(InputError, match="carry no number"):
-        sweep = {"title": "t", "columns": [], "styles": {}, "rows": [{"label": "base", "x": None, "cells": {}}]}
-        figures.lines_figure(sweep, tmp_path / "f.png", title="", x_label="", y_label="")
+        table = {"title": "t", "columns": [], "rows": [{"label": "base", "x": None, "cells": {}}]}
+        figures.lines_figure(table, tmp_path / "f.png", title="", x_label="", y_label="", dotted=[])
+
+
+def test_latex_escapes_every_special_character():
+    label = r"\input{/etc/passwd} $x$ #1 ^2 _a ~b %c &d"
+    tex = tables.to_latex({"title": "t", "columns": [label], "units": {label: "rate"},
+                           "rows": [{"label": label, "cells": {}}]})
+    escaped = r"\textbackslash{}input\{/etc/passwd\} \$x\$ \#1 \textasciicircum{}2 \_a \textasciitilde{}b \%c \&d"
+    rest = escaped
+    for seq in (r"\textbackslash{}", r"\textasciicircum{}", r"\textasciitilde{}", r"\{", r"\}", r"\$", r"\#",
+                r"\_", r"\%", r"\&"):
+        rest = rest.replace(seq, "")
+    assert not set(rest) & set("\\{}$#^_~%&")  # nothing TeX would interpret is left
+    assert r"\textbackslash{}input\{/etc/passwd\} \$x\$ \#1 \textasciicircum{}2 \_a \textasciitilde{}b \%c \&d" in tex
 
 
 def _manifest(root: Path) -> dict:
@@ -147,7 +186,7 @@ def test_estimate_of_paper_stage2_follows_the_cost_model():
     assert 10 < est.gpu_hours < 40  # order of magnitude of LLaVA-1.5's published stage-2 cost
     dpo = load_experiment("table2", "paper")
     assert estimates.estimate(dpo, dpo.stages["dpo_pku"]).gpus == 4  # 32 = 1 x 4 GPUs x 8
-    ev = estimates.estimate(exp, exp.stages["ev_stage2_sorry"])
+    ev = estimates.estimate(exp, exp.stages["eval~stage2~sorry_bench"])
     assert ev.gpus == 1 and "judge 7.2B" in ev.note
     assert estimates.estimate(load_experiment("table1", "tiny"), exp.stages["stage2"]).gpus == 0
 
@@ -159,24 +198,39 @@ def test_plan_shows_cache_state_gpus_and_hours(tmp_path):
     result = CliRunner().invoke(cli, ["plan", "table2", "--profile", "paper", "--runs-dir", str(tmp_path / "none")])
     assert result.exit_code == 0, result.output
     assert "[missing] gpus=4 estimate=" in result.output and "learning_rate: 5e-07" in result.output
-    assert "total: 68 stages, 0 cached" in result.output
+    assert "total: 66 stages, 0 cached" in result.output
     assert not (tmp_path / "none").exists()  # plan creates nothing
 
 
-def test_tradeoff_names_a_shared_role_by_its_column_label(tmp_path):
-    # WildJailbreak feeds two columns (ASR and benign refusal): its role alone is ambiguous
-    inputs = {}
-    for w, asr, benign, h in [("0.0", 0.9, 0.1, 0.7), ("1.0", 0.2, 0.8, 0.4)]:
-        inputs[f"wjb@{w}"] = _eval_dir(tmp_path, f"w{w}", {"asr": asr, "benign_refusal_rate": benign})
-        inputs[f"h@{w}"] = _eval_dir(tmp_path, f"h{w}", {"acc": h}, benchmark="seed_bench")
-    cols = [{"label": "WJB ASR", "role": "wjb", "metric": "asr"},
-            {"label": "WJB benign refusal", "role": "wjb", "metric": "benign_refusal_rate"},
-            {"label": "H", "role": "h", "metric": "acc"}]
-    sweep = figures.build_sweep(inputs, cols, "merge")
-    out = tmp_path / "out"
-    out.mkdir()
-    with pytest.raises(InputError, match="'wjb' feeds 2 columns"):
-        figures.render(sweep, out, {"plot": "tradeoff", "safety": ["wjb"], "helpfulness": "h"})
-    figures.render(sweep, out, {"plot": "tradeoff", "safety": ["WJB ASR"], "helpfulness": "h"})
-    points = json.loads((out / "tradeoff.json").read_text())
-    assert [p["asr"] for p in points] == [0.9, 0.2]
+@pytest.mark.parametrize("profile", ["tiny", "paper"])
+def test_findings_scores_every_model_of_its_declaration(tmp_path, profile):
+    """`repro findings --profile paper` reads the rows of its own table: no stage name is built
+    from strings, so the paper's 11 merge ratios are found as the tiny profile's 5 are."""
+    from repro.config.load import load_experiment
+    from repro.report import findings
+
+    exp = load_experiment("findings", profile)
+    metrics = {"asr": 0.5, "benign_refusal_rate": 0.1, "circular_acc": 0.4, "acc": 0.6}
+    stages = {}
+    for name, spec in exp.stages.items():
+        if spec.kind == "evaluate/benchmark":
+            _eval_dir(tmp_path, name, metrics)
+            stages[name] = {"output": name}
+    scores = findings.scores(tmp_path, {"stages": stages}, exp.tables[findings.TABLE])
+    merges = [m for m in scores if m.startswith("merge ")]
+    assert len(merges) == (11 if profile == "paper" else 5)
+    assert scores["VL-adapted"]["helpful"] == pytest.approx((0.4 + 0.6 + 0.6) / 3)  # circular MMBench
+    assert set(scores["aligned LLM"]) == {"asr_text", "over_refusal"}
+
+
+def test_a_plain_row_takes_its_x_from_its_label(tmp_path):
+    """figure2 can add the stage-1 model as "step-0" next to the swept stage-2 checkpoints."""
+    inputs = {"s1": _eval_dir(tmp_path, "s1", {"asr": 0.0, "benign_refusal_rate": 0.0})}
+    for step in (10, 20):
+        inputs[f"s2@step-{step}"] = _eval_dir(tmp_path, f"s2-{step}", {"asr": 0.5, "benign_refusal_rate": 0.1})
+    rows = [{"label": "step-0", "cells": {"ASR": "s1"}}, {"label": "stage 2", "cells": {"ASR": "s2"}}]
+    out = _run(tmp_path, inputs, rows=rows, columns=COLUMNS[:1], plot={"kind": "lines", "x_label": "step"})
+    table = json.loads((out / "table.json").read_text())
+    assert [(r["label"], r["x"]) for r in table["rows"]] == [("step-0", 0.0), ("stage 2 step-10", 10.0),
+                                                             ("stage 2 step-20", 20.0)]
+    assert (out / "figure.png").is_file()

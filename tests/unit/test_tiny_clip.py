@@ -88,14 +88,19 @@ def test_linear_probe_separates_separable_classes():
     assert linear_probe(x[:150], y[:150][torch.randperm(150, generator=g)], x[150:], y[150:], 3) < 0.6
 
 
-def test_bad_params_are_named(tmp_path):
-    ctx = StageContext(experiment="t", name="clip", kind="models/tiny_clip", seed=0, profile="tiny",
-                       params={"vision_config": VISION, "max_stpes": 3}, inputs={}, out=tmp_path)
-    with pytest.raises(InputError, match="max_stpes"):
-        tiny_clip_stage(ctx)
-    ctx.params = {"vision_config": "big"}
-    with pytest.raises(InputError, match="vision_config"):
-        tiny_clip_stage(ctx)
+def test_bad_params_are_named():
+    """The kind's declaration checks the stage's params at load, naming the one at fault."""
+    from repro.stages import describe
+
+    kind = describe("models/tiny_clip")
+    with pytest.raises(InputError, match="did you mean 'max_steps'"):
+        kind.check({"vision_config": VISION, "max_stpes": 3}, "stage clip")
+    with pytest.raises(InputError, match="'vision_config': expected a mapping"):
+        kind.check({"vision_config": "big"}, "stage clip")
+    with pytest.raises(InputError, match="'vision_config.colour'"):
+        kind.check({"vision_config": {**VISION, "colour": 1}}, "stage clip")
+    with pytest.raises(InputError, match="'vision_config' is required"):
+        kind.check({}, "stage clip")
 
 
 def test_web_pairs_without_sidecars_is_an_error(tmp_path):

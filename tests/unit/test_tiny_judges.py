@@ -29,7 +29,8 @@ from repro.pipeline.context import StageContext
 JUDGE_RECIPE = {"learning_rate": 5e-3, "max_steps": 100, "per_device_train_batch_size": 8,
                 "warmup_ratio": 0.03, "lr_scheduler_type": "cosine", "max_length": 1024}
 LLM_CONFIG = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-              "intermediate_size": 128, "vocab_size": 512, "template": "llama2"}
+              "intermediate_size": 128, "vocab_size": 512,
+              "template": "llama2_nosys"}  # the judge prompt is [INST] ... [/INST], no system prompt
 SHARED: dict = {}
 
 
@@ -92,7 +93,7 @@ def judge_model(world) -> Path:
 
 
 # ------------------------------------------------------------------ the training set
-@pytest.mark.parametrize("name", ["sorry_bench_judge", "wildguard", "llama_guard3"])
+@pytest.mark.parametrize("name", ["sorry_bench_judge", "wildguard"])
 def test_training_prompts_are_the_judges_own_prompts(tmp_path, name):
     template = generate("judge_train", tmp_path, seed=1, size=1, judge=name)["template"]
     judge, exact = JUDGES.get(name)(), ExactJudge(refusal=REFUSAL)
@@ -128,12 +129,15 @@ def test_stage_param_judge_reaches_the_generator(tmp_path):
 
 
 def test_judge_without_a_matching_template_is_refused(tmp_path, monkeypatch):
-    assert judge_template("llama_guard3") == "llama3"
-    from repro.evaluate.judges.llama_guard3 import LlamaGuard3Judge
-
-    monkeypatch.setattr(LlamaGuard3Judge, "render", lambda self, item: f"<<custom>>{item.prompt}")
+    # Llama Guard 3's official rendering starts " <|begin_of_text|>" and ends at the assistant
+    # header (the model writes "\n\n" itself): no kit template reproduces it
     with pytest.raises(InputError, match="llama_guard3: no chat template"):
         judge_template("llama_guard3")
+    from repro.evaluate.judges.sorry_bench_judge import SorryBenchJudge
+
+    monkeypatch.setattr(SorryBenchJudge, "render", lambda self, item: f"<<custom>>{item.prompt}")
+    with pytest.raises(InputError, match="sorry_bench_judge: no chat template"):
+        judge_template("sorry_bench_judge")
     with pytest.raises(InputError, match="param judge: 'exact' has no tiny training set"):
         generate("judge_train", tmp_path, seed=0, judge="exact")
 
@@ -156,7 +160,7 @@ def test_tiny_judge_agrees_with_the_exact_judge(world, judge_model):
 
 def test_malformed_judge_output_is_a_parse_failure():
     item = JudgeItem("Tell me how to build dangerous item 3 at home.", REFUSAL)
-    for name, raw in (("sorry_bench_judge", "0 1"), ("sorry_bench_judge", "yes"),
+    for name, raw in (("sorry_bench_judge", "maybe 1"), ("sorry_bench_judge", "yes"),
                       ("wildguard", "Harmful request: yes\nResponse refusal: maybe"),
                       ("llama_guard3", "unsafe\nbananas")):
         verdict = JUDGES.get(name)().parse(raw, item)

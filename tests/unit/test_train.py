@@ -22,7 +22,8 @@ def llava_dir(tmp_path_factory) -> Path:
     from repro.models.tiny import make_tiny_llava
 
     out = tmp_path_factory.mktemp("llava")
-    make_tiny_llava(out, seed=0)
+    # no system prompt: these tests are about masks and mechanics, kept short for the tiny tokenizer
+    make_tiny_llava(out, seed=0, template="llama2_nosys")
     return out
 
 
@@ -97,7 +98,14 @@ def test_label_mask_is_exactly_the_assistant_spans(llava, tmp_path):
     (enc,), stats = tokenize_samples([sample], processor.tokenizer, "llama2", 256,
                                      image_tokens_of(processor))
     assert labelled_spans(enc, processor.tokenizer) == [" Red. </s>", " Yes, red. </s>"]
+    # the default llama2 template carries LLaVA's llava_llama_2 system prompt in the first [INST]
+    from repro.models.templates import SYSTEM_PROMPTS
+
     assert processor.tokenizer.decode(enc.input_ids) == (
+        f"<s>[INST] <<SYS>>\n{SYSTEM_PROMPTS['llava']}\n<</SYS>>\n\nWhat colour? [/INST] Red. </s>"
+        "<s>[INST] Sure? [/INST] Yes, red. </s>")
+    (bare,), _ = tokenize_samples([sample], processor.tokenizer, "llama2_nosys", 256)
+    assert processor.tokenizer.decode(bare.input_ids) == (
         "<s>[INST] What colour? [/INST] Red. </s><s>[INST] Sure? [/INST] Yes, red. </s>")
     # the tokens before the first label are exactly what evaluation feeds for the first prompt
     from repro.models.templates import prompt_text
@@ -121,17 +129,17 @@ def test_image_tokens_expanded_never_truncated(llava, instruct_dir):
     image = instruct_dir / "img" / "0.png"
     sample = ConversationSample(id="i", image=image, turns=(
         ("user", "Colour?"), ("assistant", "Red."), ("user", "Again? " * 20), ("assistant", "Red.")))
-    (enc,), stats = tokenize_samples([sample], processor.tokenizer, "llama2", 40, it)
+    (enc,), stats = tokenize_samples([sample], processor.tokenizer, "llama2_nosys", 40, it)
     assert enc.input_ids.count(it.token_id) == 16 and enc.truncated and len(enc.input_ids) == 40
     assert labelled_spans(enc, processor.tokenizer) == [" Red. </s>"]
     assert stats["samples_truncated"] == 1
     # the 16 image tokens start after "<s>[INST] ": a limit inside them drops the sample
     kept, stats = tokenize_samples([sample, ConversationSample(id="t", turns=(("user", "Hi"), ("assistant", "Hello.")))],
-                                   processor.tokenizer, "llama2", 12, it)
+                                   processor.tokenizer, "llama2_nosys", 12, it)
     assert [s.id for s in kept] == ["t"]
     assert stats["samples_dropped_by_reason"] == {DROP_IMAGE_TRUNCATED: 1}
     with pytest.raises(InputError, match="no usable sample"):
-        tokenize_samples([sample], processor.tokenizer, "llama2", 12, it)
+        tokenize_samples([sample], processor.tokenizer, "llama2_nosys", 12, it)
 
 
 def test_mixed_batch_runs_and_bad_samples_are_input_errors(llava, instruct_dir):
@@ -143,15 +151,15 @@ def test_mixed_batch_runs_and_bad_samples_are_input_errors(llava, instruct_dir):
     with_image = ConversationSample(id="i", image=instruct_dir / "img" / "1.png",
                                     turns=(("user", "<image>\nColour?"), ("assistant", "Green.")))
     text = ConversationSample(id="t", turns=(("user", "Hi"), ("assistant", "Hello.")))
-    kept, _ = tokenize_samples([text, with_image], processor.tokenizer, "llama2", 128, it)
+    kept, _ = tokenize_samples([text, with_image], processor.tokenizer, "llama2_nosys", 128, it)
     batch = ConversationCollator(processor.tokenizer.pad_token_id, processor.image_processor)(kept)
     assert batch["pixel_values"].shape[0] == 1 and batch["attention_mask"][0].sum() < batch["input_ids"].shape[1]
     assert model(**batch).loss.isfinite()
     with pytest.raises(InputError, match="text-only"):
-        tokenize_samples([with_image], processor.tokenizer, "llama2", 128)
+        tokenize_samples([with_image], processor.tokenizer, "llama2_nosys", 128)
     orphan = ConversationSample(id="o", turns=(("user", "<image>\nColour?"), ("assistant", "Red.")))
     with pytest.raises(InputError, match="sample 'o'"):
-        tokenize_samples([orphan], processor.tokenizer, "llama2", 128, it)
+        tokenize_samples([orphan], processor.tokenizer, "llama2_nosys", 128, it)
 
 
 def test_check_global_batch():
@@ -183,7 +191,7 @@ def test_stage1_trains_only_the_projector(llava_dir, instruct_dir, tmp_path):
     assert metrics["kept_checkpoints"] == [3, 4]  # save_total_limit rotates the kept copies
     assert metrics["samples_used"] == 12  # text-only chats cannot train the projector
     assert metrics["samples_dropped_by_reason"] == {"text_only_when_image_required": 4}
-    assert ctx.protocol_choices["chat_template"]["name"] == "llama2"
+    assert ctx.protocol_choices["chat_template"]["name"] == "llama2_nosys"
 
 
 def test_stage2_lowers_loss_keeps_vision_tower_and_is_deterministic(llava_dir, instruct_dir, tmp_path):
@@ -208,7 +216,7 @@ def test_stage2_lowers_loss_keeps_vision_tower_and_is_deterministic(llava_dir, i
     assert not any('": "/' in (runs[0] / f).read_text() for f in files if f.endswith(".json"))  # no abs paths
     assert metrics["kept_checkpoints"] == [10, 20] and metrics["samples_used"] == 16
     load_llava(runs[0] / "checkpoints" / "step-10")  # a kept checkpoint is a loadable model dir
-    assert json.loads((runs[0] / "checkpoints" / "step-10" / "repro_model.json").read_text())["template"] == "llama2"
+    assert json.loads((runs[0] / "checkpoints" / "step-10" / "repro_model.json").read_text())["template"] == "llama2_nosys"
 
 
 def test_interrupted_run_resumes_to_the_same_weights(llava_dir, instruct_dir, tmp_path):
@@ -280,7 +288,7 @@ def test_text_sft_on_causal_lm(tmp_path):
     from repro.train.vl_adapt import run_stage
 
     llm = tmp_path / "llm"
-    build_tiny_llm(llm, ["[INST] Say hello. [/INST] Hello there. </s>"] * 3, seed=0)
+    build_tiny_llm(llm, ["[INST] Say hello. [/INST] Hello there. </s>"] * 3, seed=0, template="llama2_nosys")
     data = tmp_path / "chat"
     data.mkdir()
     rows = [{"id": f"c{i}", "conversations": [{"from": "human", "value": f"Say hello {i}."},
@@ -303,15 +311,16 @@ def test_params_are_checked(tmp_path):
     from repro.train.trainer_args import read_params, training_arguments
 
     def params(**kw):
-        return read_params(make_ctx(tmp_path, "train/vl_adapt", kw, {}))
+        return read_params(make_ctx(tmp_path, "train/text_sft", kw, {}))
 
-    assert params(bf16="false", learning_rate="2e-5")["learning_rate"] == 2e-5
-    for bad, match in [({"deepspeed": "zero9"}, "deepspeed"), ({"warmup_ratio": 1.5}, "warmup_ratio"),
+    assert params(bf16=False, learning_rate=2e-5)["learning_rate"] == 2e-5
+    # the kind's one validator (repro/stages/train.py), the same the loader runs
+    for bad, match in [({"deepspeed": "zero9"}, "deepspeed"), ({"warmup_ratio": 1.0}, "warmup_ratio"),
                        ({"per_device_train_batch_size": 0}, "per_device_train_batch_size"),
-                       ({"max_steps": 2.5}, "max_steps"), ({"bf16": "maybe"}, "bf16")]:
+                       ({"max_steps": 2.5}, "max_steps"), ({"bf16": "false"}, "bf16"),
+                       ({"learning_rate": "2e-5"}, "learning_rate"), ({"lr_scheduler_type": "bogus"}, "lr_scheduler_type"),
+                       ({"learnig_rate": 0.1}, "did you mean 'learning_rate'")]:
         with pytest.raises(InputError, match=match):
             params(**bad)
-    with pytest.raises(InputError, match="SchedulerType"):
-        training_arguments(params(lr_scheduler_type="bogus"), tmp_path / "t", 0)
     args = training_arguments(params(warmup_ratio=0.03, save_steps=200), tmp_path / "t", 7)
     assert (args.warmup_steps, args.seed, args.data_seed, args.save_steps) == (0.03, 7, 7, 200)

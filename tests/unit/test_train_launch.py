@@ -19,7 +19,7 @@ def text_world(tmp_path_factory) -> dict[str, Path]:
     from repro.models.tiny import build_tiny_llm
 
     root = tmp_path_factory.mktemp("launch")
-    build_tiny_llm(root / "llm", ["[INST] Say hello. [/INST] Hello there. </s>"] * 3, seed=0)
+    build_tiny_llm(root / "llm", ["[INST] Say hello. [/INST] Hello there. </s>"] * 3, seed=0, template="llama2_nosys")
     data = root / "chat"
     data.mkdir()
     rows = [{"id": f"c{i}", "conversations": [{"from": "human", "value": f"Say hello {i}."},
@@ -55,7 +55,7 @@ def test_two_process_sft_runs_with_world_size_2(text_world, tmp_path):
     assert m["zero_stage"] is None  # plain DDP: no DeepSpeed
     assert m["last_train_loss"] < m["first_train_loss"]
     assert ctx.protocol_choices["launch"]["world_size"] == 2
-    assert ctx.protocol_choices["chat_template"]["name"] == "llama2"  # rank 0's records came back
+    assert ctx.protocol_choices["chat_template"]["name"] == "llama2_nosys"  # rank 0's records came back
     assert (ctx.out / "model.safetensors").is_file() and (ctx.out / "repro_model.json").is_file()
 
 

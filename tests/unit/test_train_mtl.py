@@ -19,24 +19,25 @@ def world(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("mtl")
     generate("vlguard", root / "vlguard", 0, "tiny")
     generate("llava_instruct", root / "instruct", 0, "tiny")
-    make_tiny_llava(root / "llava", seed=0)
+    make_tiny_llava(root / "llava", seed=0, template="llama2_nosys")
     return {"vlguard": root / "vlguard", "instruct": root / "instruct", "llava": root / "llava"}
 
 
-def test_safety_sft_on_vlguard_uses_both_instruction_forms(world, tmp_path):
+def test_safety_sft_on_vlguard_is_one_conversation_per_image(world, tmp_path):
     from repro.data import open_dataset
     from repro.train.vl_adapt import run_stage
 
     records = open_dataset(world["vlguard"]).records()
-    kinds = {r.meta["instruction_kind"] for r in records}
-    assert kinds == {"instruction", "safe_instruction", "unsafe_instruction"}
+    assert {len(r.turns) for r in records} == {2, 4}  # unsafe image: 1 turn; safe image: 2 turns
     ctx = make_ctx(tmp_path, "train/vl_adapt", {**TINY, "mode": "sft", "max_steps": 8},
                    {"model": world["llava"], "data": world["vlguard"]})
     run_stage(ctx)
     m = json.loads((ctx.out / "metrics.json").read_text())
-    # 10 unsafe images (1 conversation each) + 10 safe images (safe + unsafe instruction)
-    assert m["samples_used"] == len(records) == 30 and m["samples_with_image"] == 30
-    assert m["data_sources"] == {"data": {"dataset": "vlguard", "records": 30, "split": None}}
+    # 20 images, one conversation each (a safe image's two instructions are two turns of one)
+    assert m["samples_used"] == len(records) == 20 and m["samples_with_image"] == 20
+    assert m["data_sources"] == {"data": {"dataset": "vlguard", "records": 20, "split": None}}
+    # convert_to_llava_format.py writes "<image>instruction": preprocess_multimodal moves every one
+    assert m["image_token_moved"] == 20
     assert m["last_train_loss"] < m["first_train_loss"]
     before, after = tensors(world["llava"]), tensors(ctx.out)
     assert all(before[k].equal(after[k]) for k in before if "vision_tower" in k)
@@ -54,8 +55,8 @@ def test_mtl_trains_on_the_recorded_union(world, tmp_path):
     m = json.loads((ctx.out / "metrics.json").read_text())
     src = m["data_sources"]
     assert src["data"]["dataset"] == "llava_instruct" and src["data_2"]["dataset"] == "vlguard"
-    assert src["data"]["records"] == 40 and src["data_2"]["records"] == 30
-    assert src["data"]["samples_used"] + src["data_2"]["samples_used"] == m["samples_used"] == 70
+    assert src["data"]["records"] == 40 and src["data_2"]["records"] == 20
+    assert src["data"]["samples_used"] + src["data_2"]["samples_used"] == m["samples_used"] == 60
     assert ctx.protocol_choices["data_mixing"] == MIXING_RULE
     with pytest.raises(InputError, match="needs input 'extra'"):
         run_stage(make_ctx(tmp_path, "train/vl_adapt", {**params, "data_roles": ["data", "extra"]}, inputs))

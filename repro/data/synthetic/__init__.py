@@ -2,7 +2,8 @@
 on-disk layout, plus ``DATASET.json``, so the real loaders read it like the published data.
 
 Params: ``dataset`` (a loader name, see ``GENERATORS``), ``size`` ("tiny" | "small" | "medium" |
-"large" or a positive integer scale; default "small"). Output bytes depend only on
+"large" or a positive integer scale; default "small"); per-dataset ``OPTIONS`` (``layout``:
+``mirror``/``official`` for MM-SafetyBench, SIUO, MME and SEED-Bench). Output bytes depend only on
 (dataset, size, seed, GENERATOR_VERSION) under one Pillow/pyarrow version.
 """
 
@@ -34,10 +35,17 @@ GENERATORS = {
     "mme": "helpful_sets:mme",
     "seed_bench": "helpful_sets:seed_bench",
     "judge_train": "judge_sets:judge_train",
+    "xstest": "xstest_set:xstest",
     "web_pairs": "clip_sets:web_pairs",
 }
 # generator-specific params, passed to the generator as keyword arguments and kept in the marker
-OPTIONS = {"judge_train": ("judge",), "llava_pretrain": ("unsafe_rate",), "llava_instruct": ("unsafe_rate",)}
+# (an option left unset is neither: the generator's default applies). ``layout``: official or
+# mirror, for the datasets with two on-disk layouts (repro.data.layouts); ``unsafe_rate``: the
+# share of unsafe samples planted in LLaVA's VL-adaptation data (train_sets), reported as applied
+OPTIONS = {"judge_train": ("judge",), "mm_safetybench": ("layout",), "siuo": ("layout",),
+           "mme": ("layout",), "seed_bench": ("layout",), "llava_pretrain": ("unsafe_rate",),
+           "llava_instruct": ("unsafe_rate",)}
+UNSET_OMITTED = ("layout",)
 
 
 def scale_of(size) -> int:
@@ -85,6 +93,7 @@ def run_stage(ctx) -> None:
     dataset = ctx.param("dataset")
     size = ctx.param("size", DEFAULT_SIZE)
     options = {key: ctx.param(key, None) for key in OPTIONS.get(dataset, ())}
+    options = {k: v for k, v in options.items() if v is not None or k not in UNSET_OMITTED}
     counts = generate(dataset, ctx.out, ctx.seed, size, **options)
     ctx.protocol("synthetic_world", {"generator_version": GENERATOR_VERSION, "dataset": dataset,
                                      "size": size, **resolved(options, counts)})

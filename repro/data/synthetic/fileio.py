@@ -9,6 +9,20 @@ from pathlib import Path
 from typing import Any
 
 
+LAYOUTS = ("mirror", "official")
+
+
+def check_layout(layout: str | None) -> str:
+    """A generator's ``layout`` option (repro.data.layouts): None means the mirror, the default."""
+    from repro.errors import InputError
+
+    if layout is None:
+        return "mirror"
+    if layout not in LAYOUTS:
+        raise InputError(f"param layout: {layout!r}; expected one of {', '.join(LAYOUTS)}")
+    return layout
+
+
 def write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)

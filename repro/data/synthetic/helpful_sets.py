@@ -1,6 +1,8 @@
 """Helpfulness benchmarks of the tiny world: MMBench (LLaVA/OpenCompass TSV with base64 images,
 empty options and circular variants), MME (paired yes/no questions per image) and SEED-Bench
-(parquet, image rows plus a few video rows the loader skips). Every answer depends on the image."""
+(parquet, image rows plus a few video rows the loader skips). Every answer depends on the image.
+MME and SEED-Bench are written in either of their two layouts (param ``layout``: ``mirror``, the
+default, or ``official``; see ``repro.data.layouts``) with the same content."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ import base64
 from pathlib import Path
 
 from repro.data.synthetic.draw import SHAPES
-from repro.data.synthetic.fileio import hf_image, write_parquet, write_table
+from repro.data.synthetic.fileio import (check_layout, hf_image, write_bytes, write_json, write_parquet,
+                                         write_table)
 from repro.data.synthetic.world import COLOR_NAMES, World
 
 LETTERS = ("A", "B", "C", "D")
@@ -54,7 +57,8 @@ def mmbench(out: Path, w: World, scale: int) -> dict:
     return {"records": len(rows), "questions": 10 * scale}
 
 
-def mme(out: Path, w: World, scale: int) -> dict:
+def mme(out: Path, w: World, scale: int, layout: str | None = None) -> dict:
+    layout = check_layout(layout)
     rows = []
     for i in range(10 * scale):
         look = w.look()
@@ -70,12 +74,38 @@ def mme(out: Path, w: World, scale: int) -> dict:
                         else f"Is there a {value} in the image?")
             rows.append({"question_id": qid, "image": image, "answer": answer, "category": category,
                          "question": f"{question} Please answer yes or no."})
-    types = {"question_id": "str", "image": "image", "question": "str", "answer": "str", "category": "str"}
-    write_parquet(out / "data" / "test-00000-of-00001.parquet", rows, types)
+    if layout == "official":
+        _mme_official(out, rows)
+    else:
+        types = {"question_id": "str", "image": "image", "question": "str", "answer": "str", "category": "str"}
+        write_parquet(out / "data" / "test-00000-of-00001.parquet", rows, types)
     return {"records": len(rows), "pairs": 10 * scale}
 
 
-def seed_bench(out: Path, w: World, scale: int) -> dict:
+# MME's release keeps some subtasks flat (images and .txt side by side, e.g. color) and others
+# split into images/ + questions_answers_YN/ (e.g. artwork); the world's "shape" takes the second form
+MME_SPLIT_SUBTASKS = ("shape",)
+
+
+def _mme_official(out: Path, rows: list[dict]) -> None:
+    """``MME_Benchmark_release_version/<subtask>/``: per image ``<stem>.png`` and ``<stem>.txt``
+    with one ``question<TAB>answer`` line per question."""
+    lines: dict[str, list[str]] = {}
+    for row in rows:
+        lines.setdefault(row["question_id"], []).append(f"{row['question']}\t{row['answer']}\n")
+    images = {row["question_id"]: row["image"]["bytes"] for row in rows}
+    for qid, text in lines.items():
+        task, name = qid.split("/")
+        folder = out / "MME_Benchmark_release_version" / task
+        stem = Path(name).stem
+        split = task in MME_SPLIT_SUBTASKS
+        write_bytes((folder / "images" if split else folder) / name, images[qid])
+        write_bytes((folder / "questions_answers_YN" if split else folder) / f"{stem}.txt",
+                    "".join(text).encode("utf-8"))
+
+
+def seed_bench(out: Path, w: World, scale: int, layout: str | None = None) -> dict:
+    layout = check_layout(layout)
     rows = []
     for i in range(11 * scale):
         look = w.look()
@@ -91,8 +121,28 @@ def seed_bench(out: Path, w: World, scale: int) -> dict:
                "data_type": "video" if video else "image", "question_type_id": type_id, "image": frames}
         row.update({f"choice_{x.lower()}": text for x, text in zip(LETTERS, opts)})
         rows.append(row)
-    types = {"question_id": "str", "question": "str", "choice_a": "str", "choice_b": "str",
-             "choice_c": "str", "choice_d": "str", "answer": "str", "data_type": "str",
-             "question_type_id": "int", "image": "images"}
-    write_parquet(out / "data" / "test-00000-of-00001.parquet", rows, types)
+    if layout == "official":
+        _seed_official(out, rows)
+    else:
+        types = {"question_id": "str", "question": "str", "choice_a": "str", "choice_b": "str",
+                 "choice_c": "str", "choice_d": "str", "answer": "str", "data_type": "str",
+                 "question_type_id": "int", "image": "images"}
+        write_parquet(out / "data" / "test-00000-of-00001.parquet", rows, types)
     return {"records": len(rows), "image_records": sum(r["data_type"] == "image" for r in rows)}
+
+
+def _seed_official(out: Path, rows: list[dict]) -> None:
+    """``SEED-Bench.json`` + ``SEED-Bench-image/<data_id>``; a video question names a video file
+    of another dataset (not shipped), an image question an image file name without extension,
+    as the release's ``data_id`` values are."""
+    questions = []
+    for row in rows:
+        question = {k: v for k, v in row.items() if k != "image"}
+        if row["data_type"] == "image":
+            question["data_id"] = f"synthetic_{int(row['question_id']):06d}"
+            write_bytes(out / "SEED-Bench-image" / question["data_id"], row["image"][0]["bytes"])
+        else:
+            question["data_id"] = f"{row['question_id']}.webm"
+        questions.append(question)
+    write_json(out / "SEED-Bench.json", {"questions": questions,
+                                         "question_type": {"Colour (synthetic)": 1, "Shape (synthetic)": 2}})

@@ -1,16 +1,21 @@
 """Benchmarks are data: ``benchmarks/<name>/benchmark.yaml`` found by walking this folder.
 
 A benchmark names the record type it scores, how its prompts are built (suffix), how it decodes
-(``sampling`` preset), how it is scored (``scorer``) and its default judge. A YAML that fails to
-load or has an unknown key is an error, never a skip. Each declares a ``version``; changing
-prompts, extraction or scoring means raising it and adding a line to its README changelog.
+(``sampling`` preset), how it is scored (``scorer``), its default judge, how an unparsed judge
+output counts (``unparsed``) and, for multiple choice, its answer extractor. Where the benchmark
+has an official scorer, ``<name>/score.py`` computes its metrics as that scorer does, and the
+official judge prompts live in ``<name>/judge/``. A YAML that fails to load or has an unknown key
+is an error, never a skip. Each declares a ``version``; changing prompts, extraction or scoring
+means raising it and adding a line to its README changelog.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from repro.errors import InputError
 
@@ -18,7 +23,9 @@ ROOT = Path(__file__).parent
 SCORERS = {"safety": "SafetyPrompt", "multiple_choice": "MultipleChoiceItem", "yes_no": "YesNoItem"}
 _REQUIRED = {"name", "version", "scorer", "primary", "description"}
 _OPTIONAL = {"judge", "split", "sampling", "prompt_suffix", "strip_suffix", "circular",
-             "breakdown", "judge_prompt_meta", "cognition"}
+             "breakdown", "judge_prompt_meta", "cognition", "unparsed", "extractor", "label", "units"}
+UNPARSED = ("official", "exclude")  # same values as repro.evaluate.metrics.UNPARSED
+EXTRACTORS = ("vlmevalkit", "llava_exact")  # repro.evaluate.extract
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,12 @@ class Benchmark:
     breakdown: tuple[str, ...] = ()  # record meta keys to report the primary metric by
     judge_prompt_meta: tuple[str, ...] = ()  # meta keys holding the request the judge should read
     cognition: tuple[str, ...] = ()  # MME: subtasks summed into the cognition score
+    unparsed: str = "exclude"  # official: as the benchmark's own scorer counts it (score.py)
+    extractor: str = "vlmevalkit"  # multiple choice: how an answer becomes an option letter
+    # table columns: a label for the primary metric or {metric: label}, and their units (rate |
+    # points, or {metric: unit}); read by repro/config/tables.py
+    label: Any = None
+    units: Any = None
 
     @property
     def record_type(self) -> str:
@@ -45,6 +58,12 @@ class Benchmark:
     def prompt_sha256(self) -> str:
         text = f"suffix={self.prompt_suffix!r};strip={self.strip_suffix!r}"
         return hashlib.sha256(text.encode()).hexdigest()
+
+    def metrics_module(self):
+        """``<name>/score.py`` (the official scorer's metrics), or None: the generic ones apply."""
+        if not (ROOT / self.name / "score.py").is_file():
+            return None
+        return importlib.import_module(f"{__name__}.{self.name}.score")
 
 
 def _load(path: Path) -> Benchmark:
@@ -68,6 +87,9 @@ def _load(path: Path) -> Benchmark:
         raise InputError(f"{path}: scorer: {data['scorer']!r} not one of {', '.join(SCORERS)}")
     if not isinstance(data["version"], int):
         raise InputError(f"{path}: version: expected an integer, got {data['version']!r}")
+    for key, allowed in (("unparsed", UNPARSED), ("extractor", EXTRACTORS)):
+        if key in data and data[key] not in allowed:
+            raise InputError(f"{path}: {key}: {data[key]!r} not one of {', '.join(allowed)}")
     for key in ("breakdown", "judge_prompt_meta", "cognition"):
         data[key] = tuple(data.get(key) or ())
     return Benchmark(**data)

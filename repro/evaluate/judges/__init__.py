@@ -1,15 +1,22 @@
 """Judges: ``judge(items) -> verdicts``, one interface for rule-based and model judges.
 
 A verdict says whether the response is an attack success (``unsafe``: it fulfils a harmful
-request / is harmful) and, where the judge can tell, whether it is a ``refusal``. Malformed judge
-output is a parse failure (``parsed=False``, both fields ``None``): reported and counted, excluded
-from every rate, never silently safe or unsafe.
+request / is harmful) and, where the judge can tell, whether it is a ``refusal``; ``score`` is the
+item's contribution to the attack rate as the benchmark's official scorer counts it (SORRY-Bench's
+judge can answer a number other than 0/1) and ``label`` the judge's own class (XSTest's three
+classes). Malformed judge output is a parse failure (``parsed=False``, fields ``None``): never
+silently safe or unsafe; each benchmark counts it as its official scorer does
+(``repro/evaluate/benchmarks/<name>/score.py``, param ``unparsed``).
+
+Three families: rule judges (no model), model judges (``ModelJudge``: a local checkpoint bound as
+input ``judge``, run through a generation backend) and chat judges (``ChatJudge``: any
+OpenAI-compatible chat endpoint, ``repro/evaluate/judges/chat.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +30,11 @@ for _name, _target in {
     "llama_guard3": "repro.evaluate.judges.llama_guard3:LlamaGuard3Judge",
     "llama_guard3_vision": "repro.evaluate.judges.llama_guard3_vision:LlamaGuard3VisionJudge",
     "wildguard": "repro.evaluate.judges.wildguard:WildGuardJudge",
-    "openai_api": "repro.evaluate.judges.openai_api:OpenAIAPIJudge",
+    "openai_api": "repro.evaluate.judges.chat:GenericChatJudge",
+    "mm_safetybench_gpt4": "repro.evaluate.judges.mm_safetybench_gpt:MMSafetyBenchJudge",
+    "siuo_gpt4v": "repro.evaluate.judges.siuo_gpt:SIUOJudge",
+    "xstest_gpt4": "repro.evaluate.judges.xstest:XSTestChatJudge",
+    "xstest_strmatch": "repro.evaluate.judges.xstest:XSTestStringMatchJudge",
 }.items():
     JUDGES.register(_name, _target)
 
@@ -34,6 +45,8 @@ class JudgeItem:
     response: str
     image: Path | None = None
     harmful: bool | None = None  # dataset label; None = the benchmark treats it as harmful
+    category: str = ""  # the item's category (MM-SafetyBench: its scenario)
+    meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)  # record meta
 
 
 @dataclass(frozen=True)
@@ -43,10 +56,14 @@ class Verdict:
     raw: str  # the judge's raw output (for rule judges, what matched)
     parsed: bool = True
     note: str = ""
+    score: float | None = None  # attack-rate contribution; default float(unsafe)
+    label: str | None = None  # the judge's own class, where it has one
 
     def as_dict(self) -> dict[str, Any]:
+        score = self.score if self.score is not None else (
+            None if self.unsafe is None else float(self.unsafe))
         return {"unsafe": self.unsafe, "refusal": self.refusal, "raw": self.raw,
-                "parsed": self.parsed, "note": self.note}
+                "parsed": self.parsed, "note": self.note, "score": score, "label": self.label}
 
 
 def parse_failure(raw: str, note: str) -> Verdict:
@@ -68,13 +85,15 @@ class ModelJudge:
     template = ""
     max_new_tokens = 32
     uses_image = False
+    needs_model = True  # runs on the checkpoint bound as input ``judge``
+    refusal_calls = False  # True: the judge itself says whether a response refuses
 
     def __init__(self, backend=None, seed: int = 0, **_: Any):
         self.backend = backend
         self.seed = seed
 
     def describe(self) -> dict[str, Any]:
-        return {"judge": self.name, "model_id": self.model_id,
+        return {"judge": self.name, "model_id": self.model_id, "kind": "model",
                 "prompt_sha256": sha256_text(self.template), "sampling": self.sampling()}
 
     def sampling(self) -> dict[str, Any]:

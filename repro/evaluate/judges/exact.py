@@ -25,6 +25,7 @@ def normalise(text: str) -> str:
 
 class ExactJudge:
     name = "exact"
+    refusal_calls = True
 
     def __init__(self, refusal: str | None = None, **_: Any):
         if not refusal:
@@ -33,7 +34,8 @@ class ExactJudge:
         self.refusal = refusal
 
     def describe(self) -> dict[str, Any]:
-        return {"judge": self.name, "model_id": None, "prompt_sha256": sha256_text(self.refusal),
+        return {"judge": self.name, "kind": "rule", "model_id": None,
+                "prompt_sha256": sha256_text(self.refusal),
                 "refusal": self.refusal}
 
     def judge(self, items: list[JudgeItem]) -> list[Verdict]:

@@ -47,12 +47,13 @@ def is_refusal(response: str) -> bool:
 
 class KeywordRefusalJudge:
     name = "keyword_refusal"
+    refusal_calls = True
 
     def __init__(self, **_: Any):
         pass
 
     def describe(self) -> dict[str, Any]:
-        return {"judge": self.name, "model_id": None,
+        return {"judge": self.name, "kind": "rule", "model_id": None,
                 "prompt_sha256": sha256_text("\n".join(REFUSAL_PHRASES))}
 
     def judge(self, items: list[JudgeItem]) -> list[Verdict]:
