@@ -25,13 +25,13 @@ def _turns(pairs: list[tuple[str, str]], image: bool) -> list[dict]:
 CHAT_PER_SCALE = 2500  # aligned_chat records per unit of size: 3 in 5 are reading tasks
 
 
-# Unsafe samples planted in the VL-adaptation data at a small rate (generator option
-# ``unsafe_rate``, recorded in DATASET.json): web-scale LLaVA-Pretrain (LAION/CC/SBU) and the
-# mix665k (ShareGPT, COCO, ...) hold some harmful text and images, which is why the paper filters
-# them (claim 2). They carry the world's labels: harmful requests and compliant answers are the
-# world's templates (what ``train/filter``'s ``world_labels`` matches), an unsafe image is a
-# crossed-out shape (VLGuard's unsafe images in this world).
-DEFAULT_UNSAFE_RATE = 0.05
+# Unsafe samples planted in the VL-adaptation data (generator option ``unsafe_rate``, recorded in
+# DATASET.json): web-scale LLaVA-Pretrain (LAION/CC/SBU) and the mix665k (ShareGPT, COCO, ...) hold
+# some harmful text and images, which is why the paper filters them (claim 2). They carry the
+# world's labels: harmful requests and compliant answers are the world's templates (what
+# ``train/filter``'s ``world_labels`` matches), an unsafe image is a crossed-out shape (VLGuard's
+# unsafe images in this world). Off unless asked for; the tiny profile asks (experiments/_base/tiny.yaml).
+DEFAULT_UNSAFE_RATE = 0.0
 
 
 def _unsafe_rate(value) -> float:
