@@ -10,16 +10,15 @@ The models are the rows of the experiment's own ``findings`` table (``experiment
 found by their labels (``ROWS``); each row's evaluation stages come from the declaration, so the
 report works in every profile. A swept row (the merge grid) gives one model per value.
 
-Scores (fractions; each benchmark's own metrics):
+Scores (fractions; each benchmark's own metric, as the tables show them):
 - ``asr_text``: mean ASR of SORRY-Bench and WildJailbreak (harmful), the text-only safety that
   LLM and LVLM share;
 - ``asr``: mean ASR of SORRY-Bench, WildJailbreak and MM-SafetyBench (LVLMs);
 - ``over_refusal``: refusal rate on WildJailbreak's benign prompts (exaggerated safety);
-- ``helpful``: mean of MMBench's circular accuracy, MME's acc+ (both questions of an image
-  right) and SEED-Bench's accuracy: each benchmark's strict metric, so that answering without
-  looking scores near zero (per-question MMBench accuracy and MME accuracy are 0.4-0.5 by chance).
-  ``helpful_chance`` beside it: the same score for answers drawn uniformly among each item's
-  options (MMBench: (1/k)^k per question of k options; MME: 1/4 per image; SEED: 1/k).
+- ``helpful``: mean of MMBench's circular accuracy (the tables' MMBench), MME's accuracy (its
+  perception score is in points, not a fraction) and SEED-Bench's accuracy. ``helpful_chance``
+  beside it: the same score for answers drawn uniformly among each item's options (MMBench
+  circular: (1/k)^k per question of k options; MME: 1/2 per yes/no question; SEED: 1/k).
 The scores and margins are our choices (the paper states claims, not thresholds); they are
 written here once and into findings.json.
 """
@@ -48,15 +47,15 @@ ROWS = ("aligned LLM", "VL-adapted", "safety SFT", "DPO (PKU)", "DPO (SPA-VL)", 
 MERGE = "merge"  # the swept row: one model per merge ratio, "merge <w>"
 TEXT = ("sorry_bench", "wildjailbreak")
 LVLM = (*TEXT, "mm_safetybench", "mmbench", "mme", "seed_bench")
-HELPFUL = {"mmbench": "circular_acc", "mme": "acc_plus", "seed_bench": "acc"}  # benchmark -> metric
+HELPFUL = {"mmbench": "circular_acc", "mme": "acc", "seed_bench": "acc"}
 SCORES = ("asr_text", "asr", "over_refusal", "helpful")
 
 
-def _chance(samples: list[dict], metric: str) -> float:
-    """Expected ``metric`` for answers drawn uniformly among each item's options."""
-    if metric == "acc_plus":  # MME: two yes/no questions per image
-        return 0.25
-    if metric == "acc":
+def _chance(samples: list[dict], bench: str) -> float:
+    """Expected ``HELPFUL[bench]`` for answers drawn uniformly among each item's options."""
+    if bench == "mme":  # yes/no questions
+        return 0.5
+    if bench == "seed_bench":
         return sum(1 / len(s["options"]) for s in samples) / len(samples)
     groups: dict[str, int] = {}  # circular: every rotation of a k-option question right
     for s in samples:
@@ -115,9 +114,9 @@ def scores(runs: Path, manifest: dict, table) -> dict[str, dict[str, float]]:
         result[model] = row
     vl = models["VL-adapted"]
     chances = []
-    for bench, key in HELPFUL.items():
+    for bench in HELPFUL:
         lines = (output(vl[bench]) / "samples.jsonl").read_text().splitlines()
-        chances.append(_chance([json.loads(line) for line in lines], key))
+        chances.append(_chance([json.loads(line) for line in lines], bench))
     for row in result.values():
         if "helpful" in row:
             row["helpful_chance"] = sum(chances) / len(chances)
