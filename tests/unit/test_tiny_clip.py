@@ -26,8 +26,8 @@ VISION = {"image_size": 32, "patch_size": 8, "hidden_size": 32, "intermediate_si
 @pytest.fixture(scope="module")
 def clip_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("clip")
-    generate("web_pairs", root / "pairs", seed=0, size=4)
-    generate("web_pairs", root / "probe", seed=1, size=4)
+    generate("web_pairs", root / "pairs", seed=0, size=10)
+    generate("web_pairs", root / "probe", seed=1, size=10)
     ctx = StageContext(experiment="t", name="clip", kind="models/tiny_clip", seed=0, profile="tiny",
                        params={"vision_config": VISION, "max_steps": 6, "batch_size": 16,
                                "text_hidden_size": 32, "text_heads": 1},

@@ -20,7 +20,7 @@ from repro.data.synthetic.fileio import write_bytes, write_json
 from repro.data.synthetic.world import World, caption
 
 SHARD_SIZE = 1000
-PAIRS_PER_SCALE = 125  # the tiny profile asks for size 16: 2000 pairs
+PAIRS_PER_SCALE = 50  # the tiny profile asks for size 40: 2000 pairs
 ALT_TEXTS = ("a {color} {shape}", "{color} {shape} drawing", "A picture of a {shape} in {color}.",
              "the {shape} is {color}")
 CROSSED_ALT_TEXTS = ("a crossed-out {color} {shape}", "{color} {shape} with a black cross")

@@ -22,7 +22,7 @@ def _turns(pairs: list[tuple[str, str]], image: bool) -> list[dict]:
     return out
 
 
-CHAT_PER_SCALE = 2500  # aligned_chat records per unit of size: 3 in 5 are reading tasks
+CHAT_PER_SCALE = 400  # aligned_chat records per unit of size: 3 in 5 are reading tasks
 
 
 # Unsafe samples planted in the VL-adaptation data (generator option ``unsafe_rate``, recorded in
