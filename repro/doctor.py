@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from repro.config.schema import CPU_PROFILES
 from repro.stages import describe
 
 # Download size of each lock entry (the fetched files). A .bin-only model is converted once, so
@@ -35,10 +36,11 @@ LLAVA_CKPT_GB = 14.7  # every jiyeonkim/llava-tulu2sft-* LLaVA checkpoint (3 sha
 DEFAULT_ENTRY_GB = 1.0
 CONVERTED = {"tulu2_7b", "clip_vit_l14_336"}
 # Output of one stage (GB): its kind's `disk_gb` (repro/stages/) in the paper profile, this in
-# the tiny one; and the largest scratch one stage holds at once (a 7B ZeRO resume checkpoint:
-# fp32 master weights + two Adam moments ~ 12 bytes/parameter).
-TINY_STAGE_GB = 0.05
-SCRATCH_GB = {"paper": 85.0, "tiny": 0.1}
+# the CPU profiles (measured: the rehearsal's reduced models carry LLaMA-2's 32064-row embeddings
+# and head); and the largest scratch one stage holds at once (a 7B ZeRO resume checkpoint: fp32
+# master weights + two Adam moments ~ 12 bytes/parameter).
+CPU_STAGE_GB = {"tiny": 0.05, "rehearsal": 0.1}
+SCRATCH_GB = {"paper": 85.0, "tiny": 0.1, "rehearsal": 0.5}
 # Paper hardware: training on 4x H100 80GB, evaluation on 4x A100 80GB. One 80 GB-class GPU is
 # the rough floor for evaluation (a 7B LVLM plus a 13B judge in bf16 with vLLM's KV cache).
 TRAIN_GPUS, TRAIN_GPU_GB = 4, 80
@@ -111,8 +113,8 @@ def query_gpus() -> list[dict] | None:
 
 
 def gpu_requirement(needs: Needs) -> tuple[int, int, str]:
-    if needs.profile == "tiny":
-        return 0, 0, "tiny profile runs on CPU"
+    if needs.profile in CPU_PROFILES:
+        return 0, 0, f"{needs.profile} profile runs on CPU"
     kinds = [describe(k) for k in needs.kinds]
     if any(k.cost == "train" for k in kinds):
         return TRAIN_GPUS, TRAIN_GPU_GB, f"training needs {TRAIN_GPUS}x GPU >= {TRAIN_GPU_GB} GB (paper: 4x H100 80GB)"
@@ -142,7 +144,7 @@ def disk_estimate(needs: Needs) -> float:
         size = ENTRY_GB.get(key, LLAVA_CKPT_GB if key.startswith("tulu2_vl") else DEFAULT_ENTRY_GB)
         total += size * (2 if key in CONVERTED and params.get("allow_pickle") else 1)
     for kind in needs.kinds:
-        total += TINY_STAGE_GB if needs.profile == "tiny" else describe(kind).disk_gb
+        total += CPU_STAGE_GB.get(needs.profile) or describe(kind).disk_gb
     return total + SCRATCH_GB[needs.profile]
 
 
@@ -189,7 +191,7 @@ def check_token(needs: Needs, lock: dict) -> Check:
         return Check("OK", "hf-token", f"present (from {src}; not shown)")
     if gated:
         return Check("FAIL", "hf-token", f"missing; gated repositories need it: {', '.join(gated)} (set HF_TOKEN)")
-    return Check("OK" if needs.profile == "tiny" else "WARN", "hf-token",
+    return Check("OK" if needs.profile in CPU_PROFILES else "WARN", "hf-token",
                  "missing (not needed by these experiments' known-gated entries)")
 
 

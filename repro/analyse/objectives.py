@@ -86,7 +86,7 @@ def _batches(ctx, model_dir: Path, data_role: str, n: int):
         tokenizer, image_tokens, images = AutoTokenizer.from_pretrained(model_dir), None, None
         samples = [s for s in samples if s.image is None]
     encoded, _ = tokenize_samples(_sample(samples, n, ctx.seed), tokenizer, card["template"],
-                                  int(ctx.param("max_length", 512)), image_tokens)
+                                  int(ctx.param("max_length", 2048)), image_tokens)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     collate = ConversationCollator(pad, images)
     size = int(ctx.param("batch_size", 4))

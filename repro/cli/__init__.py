@@ -18,9 +18,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from repro.cli import env, fetch, inspect, keys, run, stage, verify
+    from repro.cli import diff, env, fetch, inspect, keys, run, stage, verify
 
-    for module in (run, inspect, verify, keys, env, fetch, stage):
+    for module in (run, inspect, diff, verify, keys, env, fetch, stage):
         for command in module.COMMANDS:
             cli.add_command(command)
 
@@ -54,5 +54,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except OSError as exc:
         # disk full, permission denied ...: one line naming the file, nothing half-published
-        click.echo(f"error: {exc.filename or ''}: {exc.strerror or exc}", err=True)
+        where = exc.filename2 or exc.filename
+        click.echo(f"error: {f'{where}: ' if where else ''}{exc.strerror or exc}", err=True)
         sys.exit(1)

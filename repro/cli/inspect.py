@@ -1,5 +1,5 @@
 """``repro list``, ``status``, ``plan``, ``ls``: look without running; ``report``: render a
-finished run's manifest as report.md (runs nothing)."""
+finished run's manifest as report.md and report.html (runs nothing)."""
 
 from __future__ import annotations
 
@@ -33,15 +33,20 @@ def list_cmd(profile):
 @set_option
 @executor_options
 def status_cmd(experiment, profile, runs_dir, overrides, executor_name, executor_config):
-    """Per stage: done, stale (and why) or missing (keyed as EXECUTOR would run it)."""
+    """Per stage: done, stale (and why) or missing (keyed as EXECUTOR would run it), and the
+    SLURM job id of the last job graph submitted for it."""
     from repro.config.load import load_experiment
     from repro.executors import make_executor
     from repro.pipeline.status import experiment_status
 
+    from repro.executors.slurm_graph import job_ids
+
     exp = load_experiment(experiment, profile, overrides)
+    jobs = job_ids(runs_dir, exp.name)  # the last SLURM job graph submitted for it, if any
     for st in experiment_status(exp, runs_dir, make_executor(executor_name, profile, executor_config)):
         why = f"  ({'; '.join(st.reasons)})" if st.reasons else ""
-        click.echo(f"{st.name:<24} {st.state:<8}{why}")
+        job = f"  [slurm job {jobs[st.name]}]" if st.name in jobs else ""
+        click.echo(f"{st.name:<24} {st.state:<8}{why}{job}")
 
 
 @click.command("plan")
@@ -50,10 +55,15 @@ def status_cmd(experiment, profile, runs_dir, overrides, executor_name, executor
 @runs_dir_option
 @set_option
 @executor_options
-def plan_cmd(experiment, profile, runs_dir, overrides, executor_name, executor_config):
+@click.option("--gpus", "gpus", type=click.IntRange(min=1), default=4, show_default=True,
+              help="GPUs per node for the wall-clock estimate (the paper: 4 x A100).")
+@click.option("--nodes", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Nodes for the wall-clock estimate.")
+def plan_cmd(experiment, profile, runs_dir, overrides, executor_name, executor_config, gpus, nodes):
     """Every stage with its resolved params, whether it is cached in RUNS_DIR, where it runs
     (executor, image), its launch command, the GPUs it needs and a GPU-hour estimate (cost
-    model: repro/report/estimates.py); nothing is run."""
+    model: repro/report/estimates.py); then the critical path and the wall-clock time on
+    NODES x GPUS (repro/report/wallclock.py); nothing is run."""
     from repro.config.load import load_experiment
     from repro.evaluate.plan import describe_stage
     from repro.executors import make_executor
@@ -88,6 +98,35 @@ def plan_cmd(experiment, profile, runs_dir, overrides, executor_name, executor_c
                f"max GPUs per stage {max((e.gpus for e in estimates), default=0)}; "
                f"estimate {total_hours(estimates):.1f} GPU-h in all, {total_hours(todo):.1f} GPU-h "
                "still to run (assumptions: repro/report/estimates.py)")
+    for line in _wall_lines(exp, dict(zip(exp.stages, estimates)), states, gpus, nodes):
+        click.echo(line)
+
+
+def _wall_lines(exp, estimates: dict, states: dict[str, str], gpus: int, nodes: int) -> list[str]:
+    """The critical path and the simulated wall-clock of the stages still to run."""
+    from repro.executors.resources import stage_resources
+    from repro.report.wallclock import simulate, stage_hours
+
+    if exp.profile == "tiny":
+        return ["wall-clock: no estimate (tiny profile: CPU only, no cost model)"]
+    res = {n: stage_resources(s.kind, s.params, exp.profile) for n, s in exp.stages.items()}
+    hours = {n: 0.0 if states.get(n) == "done" else stage_hours(estimates[n].gpu_hours, res[n])
+             for n in exp.stages}
+    wall = simulate(exp.stages, hours, res, gpus, nodes)
+    where = f"{nodes} node{'s' if nodes > 1 else ''} x {gpus} GPU{'s' if gpus > 1 else ''}"
+    todo = sum((estimates[n].gpu_hours or 0.0) for n in exp.stages if states.get(n) != "done")
+    path = " -> ".join(n for n in wall.critical_path if hours[n] > 0)
+    lines = [f"critical path: {wall.critical_hours:.1f} h ({path or 'no GPU stage'})"]
+    if wall.hours is None:
+        need = ", ".join(f"{n} ({res[n].nodes} x {res[n].gpus_per_node} GPUs)" for n in wall.unplaceable[:3])
+        lines.append(f"wall-clock on {where}: not estimable: {len(wall.unplaceable)} stage(s) need more "
+                     f"than that: {need}")
+    else:
+        lines.append(f"wall-clock on {where}: estimated {wall.hours:.1f} h for {todo:.1f} GPU-h still to run "
+                     f"(at least {todo / (gpus * nodes):.1f} h on {gpus * nodes} GPUs, "
+                     f"{wall.critical_hours:.1f} h on the critical path; scheduler policy "
+                     "repro/pipeline/schedule.py, stages without a GPU estimate count 0 h)")
+    return lines
 
 
 def _where(where: dict, pins: dict[str, str]) -> str:
@@ -151,10 +190,13 @@ def _states(exp, runs_dir, executor) -> dict[str, str]:
 @click.argument("experiment")
 @runs_dir_option
 def report_cmd(experiment, runs_dir):
-    """Write RUNS_DIR/EXPERIMENT/report.md from the run's manifest (tables, figures, provenance)."""
+    """Write RUNS_DIR/EXPERIMENT/report.md and report.html from the run's manifest (tables,
+    figures, judge agreement, provenance; report.html adds a browser over every sample)."""
+    from repro.report.html import write_html
     from repro.report.report import write_report
 
     click.echo(f"report: {write_report(runs_dir / experiment)}")
+    click.echo(f"report: {write_html(runs_dir / experiment)}")
 
 
 @click.command("ls")

@@ -4,8 +4,11 @@ from pathlib import Path
 
 import click
 
-profile_option = click.option("--profile", type=click.Choice(["tiny", "paper"]), default="tiny",
-                              show_default=True, help="Model/data sizes: tiny (CPU) or paper.")
+from repro.config.schema import PROFILES
+
+profile_option = click.option("--profile", type=click.Choice(list(PROFILES)), default="tiny", show_default=True,
+                              help="Model/data sizes: tiny (CPU), paper, or rehearsal (the paper's "
+                                   "declarations at reduced sizes, CPU; docs/rehearsal.md).")
 runs_dir_option = click.option("--runs-dir", type=click.Path(path_type=Path), default=Path("runs"),
                                show_default=True, help="Where stage outputs and manifests live.")
 set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",

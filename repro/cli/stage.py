@@ -26,6 +26,26 @@ def stage_exec_cmd(runs_dir, request):
     write_json(request.parent / RESULT_FILE, data)
 
 
+@click.command("stage-run", hidden=True)
+@click.option("--runs-dir", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="The runs directory as this process sees it.")
+@click.argument("spec", type=click.Path(path_type=Path, dir_okay=False))
+def stage_run_cmd(runs_dir, spec):
+    """Key, build and publish the one stage of a SLURM graph job (SPEC: its job spec)."""
+    from repro.executors.slurm_graph import run_in_job
+
+    run_in_job(runs_dir, spec, click.echo)
+
+
+@click.command("stage-worker", hidden=True)
+@click.option("--runs-dir", type=click.Path(path_type=Path, file_okay=False), required=True)
+def stage_worker_cmd(runs_dir):
+    """Run stages sent by a concurrent `repro run`, one request path per line on stdin."""
+    from repro.executors.workers import serve
+
+    serve(runs_dir)
+
+
 @click.command("stage-probe", hidden=True)
 def stage_probe_cmd():
     """Print the code and environment fingerprints stages computed here are keyed by."""
@@ -34,4 +54,4 @@ def stage_probe_cmd():
     click.echo(json.dumps(probe(), sort_keys=True))
 
 
-COMMANDS = [stage_exec_cmd, stage_probe_cmd]
+COMMANDS = [stage_exec_cmd, stage_run_cmd, stage_worker_cmd, stage_probe_cmd]

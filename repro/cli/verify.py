@@ -23,12 +23,17 @@ def verify_paths(paths: list[Path], strict: bool, trusted: tuple[Path, ...] = ()
             signatures = check_signatures(v, manifest, data, list(trusted))
             click.echo(format_report(manifest, v, strict))
             click.echo(f"  {signatures}")
-            if manifest.exists():
-                verdict_path = write_verdict(manifest, v, strict)
-                if signer is not None:
-                    signer.sign_file(verdict_path, IN_TOTO)
-                else:  # an envelope over an earlier verdict vouches for nothing now
-                    envelope_path(verdict_path).unlink(missing_ok=True)
+            if manifest.is_file():
+                try:
+                    verdict_path = write_verdict(manifest, v, strict)
+                    if signer is not None:
+                        signer.sign_file(verdict_path, IN_TOTO)
+                    else:  # an envelope over an earlier verdict vouches for nothing now
+                        envelope_path(verdict_path).unlink(missing_ok=True)
+                except OSError as exc:  # read-only storage, disk full: the verdict still stands
+                    where = exc.filename or manifest.parent / "verification.json"
+                    click.echo(f"warning: could not write {where}: {exc.strerror or exc} (the verdict "
+                               "above is not recorded)", err=True)
             verdict = v.verdict(strict)
             if verdict == "FAILED" or (verdict == "WARNED" and worst == "PASSED"):
                 worst = verdict

@@ -2,7 +2,8 @@
 strict validation.
 
 Precedence, lowest first: includes (``_base/<profile>.yaml`` and what it includes), the
-experiment file, ``--set``. A stage's params are its recipe's values (from the profile) overlaid
+experiment file, ``--set``; a stage declared again with another kind is replaced, not merged. A
+stage's params are its recipe's values (from the profile) overlaid
 with its own ``params``, checked against its kind's descriptor (``repro/stages/``). Tables
 (``tables:``) become evaluation and report stages (``repro/config/tables.py``). Stages an
 experiment takes from its includes are kept only if a result or one of its own stages needs
@@ -64,6 +65,20 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
+def _merge_decl(base: dict, over: dict) -> dict:
+    """``_merge`` of two declarations, except that a stage declared again with another ``kind``
+    replaces the earlier one instead of inheriting its params and inputs: a profile that includes
+    another swaps a source that way (the rehearsal builds what the paper profile fetches)."""
+    stages, over_stages = base.get("stages"), over.get("stages")
+    out = _merge(base, over)
+    if isinstance(stages, dict) and isinstance(over_stages, dict):
+        for name, raw in over_stages.items():
+            old = stages.get(name)
+            if isinstance(raw, dict) and isinstance(old, dict) and raw.get("kind", old.get("kind")) != old.get("kind"):
+                out["stages"][name] = copy.deepcopy(raw)
+    return out
+
+
 def _apply_set(data: dict, item: str, stage_names) -> str | None:
     """Apply one ``--set KEY=VALUE`` to ``data``; return the stage it targets (None: a top-level
     key), or raise if its head names neither a stage in ``stage_names`` nor a top-level key."""
@@ -104,8 +119,8 @@ def _includes(root: Path, path: Path, data: dict, profile: str, seen: set[Path])
         seen.add(inc_path)
         inc_data = yamlio.read_yaml(inc_path)
         _check_keys(inc_path, "", inc_data, EXPERIMENT_KEYS)
-        merged = _merge(merged, _includes(root, inc_path, inc_data, profile, seen))
-        merged = _merge(merged, {k: v for k, v in inc_data.items() if k != "include"})
+        merged = _merge_decl(merged, _includes(root, inc_path, inc_data, profile, seen))
+        merged = _merge_decl(merged, {k: v for k, v in inc_data.items() if k != "include"})
     return merged
 
 
@@ -125,8 +140,8 @@ def load_experiment(name: str, profile: str, overrides: tuple[str, ...] = (),
     if data.get("schema") != SCHEMA_VERSION:
         raise InputError(f"{path}: key 'schema': expected {SCHEMA_VERSION}, got {data.get('schema')!r}")
     own = set(data.get("stages") or {}) if isinstance(data.get("stages"), dict) else set()
-    merged = _merge(_includes(root, path, data, profile, seen=set()),
-                    {k: v for k, v in data.items() if k != "include"})
+    merged = _merge_decl(_includes(root, path, data, profile, seen=set()),
+                         {k: v for k, v in data.items() if k != "include"})
     if not isinstance(merged.get("stages", {}), dict):
         raise InputError(f"{path}: key 'stages': expected a mapping")
     merged.setdefault("stages", {})
@@ -186,15 +201,17 @@ def _derived(tables: dict) -> set[str]:
     for table in tables.values():
         for row in table.rows:
             names.update(row.stages.values())
+        names.update(table.rejudged + ((table.agreement,) if table.agreement else ()))
     return names
 
 
 def _results(path: Path, data: dict, tables: dict) -> tuple[str, ...]:
-    """The declared ``results``, then every table not listed there."""
+    """The declared ``results``, then every table (and its judge agreement) not listed there."""
     declared = data.get("results") or []
     if not isinstance(declared, list) or not all(isinstance(r, str) for r in declared):
         raise InputError(f"{path}: key 'results': expected a list of stage names")
-    return tuple(declared) + tuple(t for t in tables if t not in declared)
+    derived = [n for t in tables.values() for n in (t.name, t.agreement) if n]
+    return tuple(declared) + tuple(n for n in derived if n not in declared)
 
 
 def _needed(stages: dict, roots: set[str]) -> set[str]:

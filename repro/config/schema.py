@@ -9,7 +9,12 @@ from typing import Any
 
 from repro.errors import InputError
 
-PROFILES = ("tiny", "paper")
+PROFILES = ("tiny", "paper", "rehearsal")
+# Profiles whose stages run on CPUs: no GPU is requested, estimated or checked for. The rehearsal
+# is the paper profile's declarations at reduced sizes (experiments/_base/rehearsal.yaml); every
+# other paper-only path (findings over the paper's rows, the merge grid, figure 2's schedule) it
+# takes as the paper profile does.
+CPU_PROFILES = frozenset({"tiny", "rehearsal"})
 EXPERIMENT_KEYS = {"schema", "name", "description", "paper", "include", "seed", "recipes", "stages",
                    "results", "tables", "suites", "judges", "benchmark_data"}
 STAGE_KEYS = {"kind", "params", "inputs", "recipe", "seed", "description", "sweep", "gather"}
@@ -62,6 +67,8 @@ class Table:
     name: str  # the report stage's name
     title: str
     rows: tuple[Row, ...]
+    rejudged: tuple[str, ...] = ()  # second_judge: the re-judging stages (repro/config/judges.py)
+    agreement: str | None = None  # second_judge: the report/agreement stage, a result
 
     def row(self, label: str) -> Row:
         found = next((r for r in self.rows if r.label == label), None)

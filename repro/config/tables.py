@@ -12,12 +12,14 @@ benchmarks they are scored on::
           LLM B: {model: llm_b, suite: text}
           LLM A-VL: {model: stage2, over: {checkpoint: [step-10, step-20]}}   # one row per value
         plot: {kind: lines, x_label: step, y_label: rate, dotted: [wildjailbreak.benign_refusal_rate]}
+        second_judge: {safety: keyword_refusal}   # optional: re-judge, report agreement (judges.py)
 
 For every (row, benchmark) the loader derives one ``evaluate/benchmark`` stage named
 ``eval~<model>~<benchmark>`` (``eval~<model>~<benchmark>~<param>`` when the row sweeps an
 evaluation param; a swept model's variants follow as ``...@<value>``). The benchmark's
 ``benchmark.yaml`` decides the rest: its scorer picks the recipe (``safety_eval`` or
-``helpful_eval``), its judge is bound to the judge model the profile's ``judges:`` map names,
+``helpful_eval``), its judge is bound to the judge model the profile's ``judges:`` map names
+(a chat judge there maps to its endpoint options instead),
 and its ``label``/``units`` give the table's columns. The benchmark's data is the stage named
 after the benchmark; a profile's ``benchmark_data:`` builds it where no stage is declared. The
 table itself becomes a ``report/table`` stage of the same name, and a result of the experiment.
@@ -43,7 +45,7 @@ RECIPES = {"safety": "safety_eval", "multiple_choice": "helpful_eval", "yes_no":
 MODEL_FREE_JUDGES = frozenset({"exact", "keyword_refusal", "xstest_strmatch", "openai_api",
                                "mm_safetybench_gpt4", "siuo_gpt4v", "xstest_gpt4"})
 UNITS = ("rate", "points")  # rate: a fraction, shown in percent; points: the benchmark's own scale
-TABLE_KEYS, ROW_KEYS = {"title", "suite", "rows", "plot"}, {"model", "suite", "over"}
+TABLE_KEYS, ROW_KEYS = {"title", "suite", "rows", "plot", "second_judge"}, {"model", "suite", "over"}
 PLOT_KEYS = {"kind", "x_label", "y_label", "dotted", "safety", "helpfulness"}
 
 
@@ -148,7 +150,12 @@ def _table(where: str, name: str, raw: Any, suites: dict, data: dict, stages: di
     if raw.get("plot") is not None:
         params["plot"] = _plot(where, raw["plot"], cols)
     stages[name] = {"kind": "report/table", "gather": True, "inputs": inputs, "params": params}
-    return Table(name, params["title"], tuple(rows))
+    if raw.get("second_judge") is None:
+        return Table(name, params["title"], tuple(rows))
+    from repro.config.judges import second_judge
+
+    rejudged, agreement = second_judge(where, name, params["title"], raw["second_judge"], rows, suites, data, stages)
+    return Table(name, params["title"], tuple(rows), rejudged, agreement)
 
 
 def _row(where: str, label: str, spec: Any, suite: Any, suites: dict, data: dict, stages: dict) -> Row:
@@ -191,22 +198,62 @@ def _evaluation(where: str, model: str, bench_name: str, over: dict | None, data
                              "params": {"benchmark": bench.name},
                              "inputs": {"model": model, "data": bench.name}}
     if bench.scorer == "safety":
-        judge = ((data.get("recipes") or {}).get(recipe) or {}).get("judge") or bench.judge
-        if judge not in _judge_names():
-            close = difflib.get_close_matches(str(judge), _judge_names(), n=1)
-            raise InputError(f"{where}: {bench.name}: unknown judge {judge!r}"
-                             + (f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(_judge_names())}"))
-        judges = data.get("judges") or {}
-        if not isinstance(judges, dict):
-            raise InputError(f"{where}: key 'judges': expected a mapping of judge -> model stage")
-        if judge in judges:
-            stage["inputs"]["judge"] = check_name(f"{where}: judges", "judge model stage", judges[judge])
-        elif judge not in MODEL_FREE_JUDGES:
-            raise InputError(f"{where}: {bench.name} is judged by {judge!r}, which needs a judge model: "
-                             f"bind one in the profile, judges: {{{judge}: <models/fetch stage>}}")
+        judge = first_judge(bench, data)
+        model = judge_model(where, bench.name, judge, data)
+        if model is not None:
+            stage["inputs"]["judge"] = model
+        options = judge_endpoint(data, judge)
+        if options is not None:
+            stage["params"]["judge_options"] = options
     if over:
         stage["sweep"] = copy.deepcopy(over)
     return stage
+
+
+def first_judge(bench, data: dict) -> str:
+    """The judge a safety benchmark's evaluations use: the profile's recipe, else benchmark.yaml."""
+    return ((data.get("recipes") or {}).get(RECIPES[bench.scorer]) or {}).get("judge") or bench.judge
+
+
+def judge_model(where: str, bench_name: str, judge: Any, data: dict) -> str | None:
+    """Check judge ``judge`` exists; return the judge model stage the profile's ``judges:`` binds
+    to it (None for a judge that needs no model; a model judge with none bound is an error)."""
+    if judge not in _judge_names():
+        close = difflib.get_close_matches(str(judge), _judge_names(), n=1)
+        raise InputError(f"{where}: {bench_name}: unknown judge {judge!r}"
+                         + (f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(_judge_names())}"))
+    judges = data.get("judges") or {}
+    if not isinstance(judges, dict):
+        raise InputError(f"{where}: key 'judges': expected a mapping of judge -> model stage "
+                         "(or, for a chat judge, -> its endpoint options)")
+    if isinstance(judges.get(judge), dict):
+        _check_endpoint(where, judge, judges[judge])
+        return None
+    if judge in judges:
+        return check_name(f"{where}: judges", "judge model stage", judges[judge])
+    if judge not in MODEL_FREE_JUDGES:
+        raise InputError(f"{where}: {bench_name} is judged by {judge!r}, which needs a judge model: "
+                         f"bind one in the profile, judges: {{{judge}: <models/fetch stage>}}")
+    return None
+
+
+def judge_endpoint(data: dict, judge: str) -> dict | None:
+    """The endpoint options a chat judge is bound to in the profile (``judges: {siuo_gpt4v:
+    {base_url: ..., model: ...}}``): every evaluation it judges gets them as ``judge_options``."""
+    bound = (data.get("judges") or {}).get(judge)
+    return copy.deepcopy(bound) if isinstance(bound, dict) else None
+
+
+def _check_endpoint(where: str, judge: str, options: dict) -> None:
+    from repro.evaluate.judges import JUDGES
+    from repro.evaluate.judges.chat import OPTIONS, ChatJudge
+
+    if not issubclass(JUDGES.get(judge), ChatJudge):
+        raise InputError(f"{where}: judges: {judge}: a mapping binds a chat judge to its endpoint; "
+                         f"{judge} runs on a model: bind a models/fetch stage")
+    unknown = sorted(set(options) - OPTIONS)
+    if unknown:
+        raise InputError(f"{where}: judges: {judge}: unknown option {unknown[0]!r}; known: {', '.join(sorted(OPTIONS))}")
 
 
 def _judge_names() -> list[str]:

@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterator
 
+from repro.data.rows import dataset_root
 from repro.errors import InputError
 from repro.registry import Registry
 
@@ -58,7 +59,8 @@ class Dataset:
 
     def records(self, split: str | None = None) -> list:
         loader = DATASETS.get(self.name)
-        return loader(self.root, split, cache_dir=self.cache_dir)
+        with dataset_root(self.root):
+            return loader(self.root, split, cache_dir=self.cache_dir)
 
     def texts(self, split: str | None = None) -> Iterator[str]:
         """Every text field of every record (tokenizer training); ``<image>`` is left in place."""
@@ -89,6 +91,8 @@ def open_dataset(path: Path | str, cache_dir: Path | None = None) -> Dataset:
         marker = json.loads(marker_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{marker_path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise InputError(f"{marker_path}: not valid JSON (nested too deeply)") from None
     if not isinstance(marker, dict) or not isinstance(marker.get("dataset"), str):
         raise InputError(f"{marker_path}: field 'dataset': expected a loader name string")
     name = marker["dataset"]

@@ -48,6 +48,9 @@ def _identify(data_or_path, file: Path, n: int, field: str, shown: str) -> str:
     try:
         with Image.open(data_or_path) as img:
             return (img.format or "img").lower()
+    except Image.DecompressionBombError:  # the header claims more pixels than PIL will allocate
+        raise row_error(file, n, field, f"{shown}: header claims too many pixels (PIL's "
+                        f"decompression-bomb limit is {2 * Image.MAX_IMAGE_PIXELS})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise row_error(file, n, field, f"{shown}: corrupt or not an image ({exc.__class__.__name__})") from None
 

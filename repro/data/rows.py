@@ -7,6 +7,8 @@ a JSONL file, the first data line after a CSV/TSV header, the first row of a par
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import csv
 import json
 import sys
@@ -16,6 +18,26 @@ from typing import Any, Iterator
 from repro.errors import InputError
 
 Row = dict[str, Any]
+# The root of the dataset being loaded (Dataset.records sets it): every annotation file a reader
+# opens must resolve inside it, as every image path must (repro/data/paths.py).
+_ROOT: contextvars.ContextVar[Path | None] = contextvars.ContextVar("dataset_root", default=None)
+
+
+@contextlib.contextmanager
+def dataset_root(root: Path):
+    """Readers inside this block refuse files that resolve (through a symlink) outside ``root``."""
+    token = _ROOT.set(Path(root).resolve())
+    try:
+        yield
+    finally:
+        _ROOT.reset(token)
+
+
+def _inside_root(path: Path) -> Path:
+    root = _ROOT.get()
+    if root is not None and not Path(path).resolve().is_relative_to(root):
+        raise InputError(f"{path}: resolves outside the dataset root {root} (symlink?); refused")
+    return path
 
 
 def row_error(file: Path, n: int, field: str, problem: str) -> InputError:
@@ -64,7 +86,7 @@ def as_int(row: Row, key: str, file: Path, n: int) -> int:
 def require_file(path: Path) -> Path:
     if not path.is_file():
         raise InputError(f"{path}: file not found")
-    return path
+    return _inside_root(path)
 
 
 def read_json_list(path: Path) -> Iterator[tuple[int, Row]]:
@@ -92,17 +114,27 @@ def _load_json(path: Path) -> Any:
         raise InputError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise InputError(f"{path}: invalid JSON (nested too deeply)") from None
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, Row]]:
-    with require_file(path).open(encoding="utf-8") as handle:
-        for n, line in enumerate(handle, 1):
+    # bytes in, one row decoded at a time: a row that is not UTF-8 is named (text mode would
+    # fail somewhere inside a buffered read, with no row and a traceback)
+    with require_file(path).open("rb") as handle:
+        for n, raw in enumerate(handle, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{path}: row {n}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InputError(f"{path}: row {n}: invalid JSON ({exc.msg})") from None
+            except RecursionError:
+                raise InputError(f"{path}: row {n}: invalid JSON (nested too deeply)") from None
             if not isinstance(row, dict):
                 raise InputError(f"{path}: row {n}: expected an object, got {_describe(row)}")
             yield n, row
@@ -148,4 +180,4 @@ def glob_files(root: Path, pattern: str, what: str) -> list[Path]:
     files = sorted(root.glob(pattern))
     if not files:
         raise InputError(f"{root}: no {what} files matching {pattern!r}")
-    return files
+    return [_inside_root(f) for f in files]

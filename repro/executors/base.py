@@ -33,8 +33,9 @@ def image_role(kind: str) -> str:
 
 
 # The manifest.lock image (images.<name>) each role must be built from, per profile: the tiny
-# profile runs both roles in the CPU smoke image.
-LOCK_IMAGE = {"paper": {"train": "train", "eval": "eval"}, "tiny": {"train": "cpu", "eval": "cpu"}}
+# profile and the rehearsal (the paper's declarations on a CPU) run both roles in the CPU image.
+LOCK_IMAGE = {"paper": {"train": "train", "eval": "eval"}, "tiny": {"train": "cpu", "eval": "cpu"},
+              "rehearsal": {"train": "cpu", "eval": "cpu"}}
 
 
 def lock_image(profile: str, role: str) -> str:

@@ -21,9 +21,11 @@ from repro.errors import InputError
 from repro.executors.base import Executor, StageFailed, StageJob, StageResult, image_role, lock_image
 from repro.executors.request import REQUEST_FILE, RESULT_FILE, observed_fields, take_result, write_json
 from repro.executors.resources import stage_gpus
+from repro.fetch import packages
 
 CONTAINER_RUNS = "/workspace/runs"
 CONTAINER_HF = "/cache/huggingface"
+CONTAINER_PACKAGES = "/cache/repro-packages"  # models/registry_tokenizer's registry files
 # Passed into containers by name when set here; never logged, never recorded with values.
 PASS_ENV = ("HF_TOKEN", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE",
             "HF_HUB_ENABLE_HF_TRANSFER", "REPRO_LAUNCH_DIR", "OPENAI_API_KEY")
@@ -140,15 +142,18 @@ class DockerExecutor(Executor):
         env = {k: os.environ[k] for k in PASS_ENV if os.environ.get(k)}
         # a uid the image does not know has no writable home; libraries cache under $HOME
         env.update({"HOME": "/tmp", "TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"})
+        if self.settings.get("package_cache"):
+            env[packages.CACHE_ENV] = CONTAINER_PACKAGES
         return env
 
     def _volumes(self, runs: Path) -> dict[str, dict]:
         volumes = {str(runs.resolve()): {"bind": CONTAINER_RUNS, "mode": "rw"}}
-        cache = self.settings.get("hf_cache")
-        if cache:
-            path = Path(os.path.expanduser(str(cache)))
-            path.mkdir(parents=True, exist_ok=True)
-            volumes[str(path.resolve())] = {"bind": CONTAINER_HF, "mode": "rw"}
+        for setting, bind in (("hf_cache", CONTAINER_HF), ("package_cache", CONTAINER_PACKAGES)):
+            cache = self.settings.get(setting)
+            if cache:
+                path = Path(os.path.expanduser(str(cache)))
+                path.mkdir(parents=True, exist_ok=True)
+                volumes[str(path.resolve())] = {"bind": bind, "mode": "rw"}
         return volumes
 
     def _device_requests(self, gpus: int) -> list:

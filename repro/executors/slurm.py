@@ -54,6 +54,7 @@ class SlurmExecutor(Executor):
         if self.runtime not in RUNTIMES:
             raise InputError(f"executor slurm: runtime: {self.runtime!r}; one of {', '.join(RUNTIMES)}")
         self._run = run  # subprocess.run, replaceable in tests
+        self.graph = bool(settings.get("graph", False))  # submit the whole graph (slurm_graph.py)
         self._probes: dict[str, dict] = {}
 
     # ------------------------------------------------------------------ rendering
@@ -116,16 +117,20 @@ class SlurmExecutor(Executor):
 
     def render(self, job: StageJob, log: Path) -> str:
         req = job.request
-        role = image_role(req["kind"])
         job_runs, host_runs = self._paths(job.runs)
         rel = (job.build / REQUEST_FILE).resolve().relative_to(host_runs).as_posix()
         argv = ["repro", "stage-exec", "--runs-dir", job_runs, f"{job_runs}/{rel}"]
+        return self.script(req, job.key, job.runs, log, argv)
+
+    def script(self, req: dict, key: str, runs: Path, log: Path, argv: list[str]) -> str:
+        """The job script running ``argv`` (a repro command) for the stage ``req`` describes
+        (experiment, name, kind, params, profile) in its image, with its resources."""
         directives, res = self.directives(req["kind"], req["params"], log)
         return SCRIPT.format(
             name=req["name"], kind=req["kind"], experiment=req["experiment"], profile=req["profile"],
-            key=job.key, directives="\n".join(directives), gpus_per_node=res.gpus_per_node,
+            key=key, directives="\n".join(directives), gpus_per_node=res.gpus_per_node,
             setup="\n".join(self.settings.get("setup") or []),
-            command=self._in_runtime(role, host_runs, argv))
+            command=self._in_runtime(image_role(req["kind"]), self._paths(runs)[1], argv))
 
     # ------------------------------------------------------------------ executor interface
 

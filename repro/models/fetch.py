@@ -71,6 +71,35 @@ def architecture(model_dir: Path) -> str:
     return "causal_lm"
 
 
+# transformers 5's LlamaTokenizer (the class Meta's and AllenAI's tokenizer_config.json name; the
+# LLaVA checkpoints inherit it) keeps only the vocabulary and merges of tokenizer.json and rebuilds
+# a Metaspace(prepend_scheme="first") pipeline: after "<s>" it encodes "[INST]" as "[" (29961)
+# where SentencePiece, i.e. Llama 2's own training and LLaVA's, has "▁[" (518), and " Hello" as
+# [15043], not [29871, 15043]. The generic fast class loads tokenizer.json as written.
+SPM_TOKENIZER_CLASSES = ("LlamaTokenizer", "LlamaTokenizerFast")
+
+
+def tokenizer_as_written(out: Path) -> str | None:
+    """Make ``out`` load its ``tokenizer.json`` as written (``PreTrainedTokenizerFast``) where its
+    ``tokenizer_config.json`` names a LLaMA tokenizer class; returns the class it named, or None
+    (nothing changed). The config is rewritten as a new file: fetched files may be hard links
+    into a mirror."""
+    path = out / "tokenizer_config.json"
+    if not path.is_file():
+        return None
+    config = json.loads(path.read_text())
+    named = config.get("tokenizer_class")
+    if named not in SPM_TOKENIZER_CLASSES:
+        return None
+    if not (out / "tokenizer.json").is_file():
+        raise InputError(f"{path}: tokenizer_class {named} without a tokenizer.json: transformers 5 "
+                         "would rebuild a pipeline that encodes unlike SentencePiece (docs/rehearsal.md)")
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    path.unlink()
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return named
+
+
 def _card(out: Path, arch: str, template: str | None, key: str) -> dict:
     from repro.models.images import IMAGE_PREPROCESSING
     from repro.models.templates import get_template
@@ -111,7 +140,8 @@ def fetch_model(ctx_out: Path, entry: dict, key: str, src: hub.Source, *, allow_
     card = _card(ctx_out, architecture(ctx_out), template, key)
     write_model_card(ctx_out, **card)
     return {"digest": {DIR_HASH: dir_hash(digests)}, "verified_files": verified,
-            "converted_from_pickle": converted, "card": card, "files": len(keep)}
+            "converted_from_pickle": converted, "card": card, "files": len(keep),
+            "tokenizer_class_replaced": tokenizer_as_written(ctx_out)}
 
 
 def fetch_model_stage(ctx) -> None:
@@ -133,6 +163,9 @@ def fetch_model_stage(ctx) -> None:
                           converted_from_pickle=rec["converted_from_pickle"])
     if rec["converted_from_pickle"]:
         ctx.protocol("pickle_conversion", "torch.load(weights_only=True) of digest-pinned .bin -> safetensors")
+    if rec["tokenizer_class_replaced"]:
+        ctx.protocol("tokenizer_loading", f"tokenizer.json as written (PreTrainedTokenizerFast), not "
+                     f"transformers 5's {rec['tokenizer_class_replaced']} pipeline (tokenizer_config.json rewritten)")
     if "template" in rec["card"]:
         ctx.protocol("chat_template", rec["card"]["template"])
     ctx.write_metrics({"model": key, "id": entry["id"], "revision": src.revision, "pinned": src.pinned,

@@ -32,6 +32,9 @@ def open_image(path: Path):
             return img.convert("RGB")
     except FileNotFoundError:
         raise InputError(f"{path}: image file not found") from None
+    except Image.DecompressionBombError:  # the header claims more pixels than PIL will allocate
+        raise InputError(f"{path}: image header claims too many pixels (PIL's decompression-bomb "
+                         f"limit is {2 * Image.MAX_IMAGE_PIXELS})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path}: corrupt or unreadable image ({exc.__class__.__name__})") from None
 

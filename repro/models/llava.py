@@ -17,6 +17,7 @@ from typing import Any
 
 from repro.errors import InputError
 from repro.models.card import read_model_card, write_model_card
+from repro.models.saving import save_processing
 
 IMAGE_TOKEN = "<image>"
 PAD_TOKEN = "<pad>"
@@ -242,7 +243,7 @@ def save_llava(model, processor, card: dict, out_dir: Path) -> list[str]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
-    processor.save_pretrained(out_dir)
+    save_processing(processor, out_dir)
     keys = _rename_vision_keys(out_dir)
     # every tensor must have been written (a silent partial save is the failure to guard against)
     n_expected = len({(t.data_ptr(), t.shape) for t in model.state_dict().values()})  # tied once
@@ -292,3 +293,23 @@ def assemble_stage(ctx) -> None:
     ctx.protocol("new_token_embedding_init", "mean of the LLM's existing rows")
     ctx.write_metrics(info)
 
+
+
+def clip_stage(ctx) -> None:
+    """Stage ``models/tiny_clip``: a CLIP vision tower of ``vision_config``'s geometry with random
+    weights and its image processor, saved as a fetched ``openai/clip-*`` checkpoint is read, so
+    ``models/assemble_llava`` takes it through input ``vision`` exactly as it takes the real one
+    (the rehearsal: ViT-L/14-336's 336 px and patch 14 at reduced depth and width)."""
+    import torch
+
+    cfg = ctx.param("vision_config")
+    if not isinstance(cfg, dict):
+        raise InputError(f"stage {ctx.name!r}: vision_config: expected a mapping, got {cfg!r}")
+    tower, processor = _vision_from_config(dict(cfg), ctx.seed, torch.float32)
+    tower.save_pretrained(ctx.out, safe_serialization=True)
+    save_processing(processor, ctx.out)
+    side, patch = tower.config.image_size, tower.config.patch_size
+    ctx.protocol("image_preprocessing", f"CLIPImageProcessor: shortest edge {side} (bicubic), centre crop {side}")
+    ctx.write_metrics({"model_class": tower.__class__.__name__, "image_size": side, "patch_size": patch,
+                       "image_tokens": (side // patch) ** 2,
+                       "parameters": sum(p.numel() for p in tower.parameters())})

@@ -17,6 +17,7 @@ from typing import Any
 
 from repro.errors import InputError
 from repro.models.card import write_model_card
+from repro.models.saving import save_processing
 
 MIN_HEAD_DIM = 32  # vLLM's CPU attention backend rejects smaller head dims
 # What a reduced build keeps of each family (depth and width are params): the config class, the
@@ -131,7 +132,7 @@ def build_tiny_llm(out_dir: Path, texts: Iterable[str] | None, *, seed: int, hid
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
     if tokenizer_dir is None:
-        tokenizer.save_pretrained(out_dir)
+        save_processing(tokenizer, out_dir)
     write_model_card(out_dir, architecture="causal_lm", template=template)
     return {"num_parameters": sum(p.numel() for p in model.parameters()), "family": family,
             "model_class": model.__class__.__name__,

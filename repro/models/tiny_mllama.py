@@ -18,6 +18,7 @@ from typing import Any
 
 from repro.errors import InputError
 from repro.models.card import write_model_card
+from repro.models.saving import save_processing
 from repro.models.tiny import FAMILIES, check_shape, copy_tokenizer, family_constants, stage_tokenizer_source
 
 IMAGE_TOKEN = "<|image|>"
@@ -73,7 +74,7 @@ def build_tiny_mllama(out_dir: Path, texts: list[str] | None, *, seed: int, text
         size={"height": side, "width": side}, max_image_tiles=vision["max_num_tiles"]), tokenizer=tokenizer)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
-    processor.save_pretrained(out_dir)
+    save_processing(processor, out_dir)
     write_model_card(out_dir, architecture="image_text_to_text")
     return {"num_parameters": sum(p.numel() for p in model.parameters()), "family": "mllama",
             "model_class": model.__class__.__name__, "vocab_size": len(tokenizer),

@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from repro.provenance.digest import sha256_json
+from repro.provenance.digest import dir_digest, sha256_json
 from repro.provenance.system import environment_fingerprint
 
 KEY_SCHEMA = 1
@@ -75,6 +75,30 @@ def key_components(kind: str, params: dict, seed: int, input_digests: dict[str, 
 
 def stage_key(components: dict) -> str:
     return sha256_json(components)
+
+
+def key_problem(statement: dict, key: str) -> str | None:
+    """Why a well-formed statement (``record.statement_problem``) does not belong under ``key``
+    (None when it does): its recorded key components must hash to ``key``, and what it says it
+    was built from (kind, params, seed, inputs, code, environment) must be those components."""
+    build = statement["predicate"]["buildDefinition"]
+    internal, external = build["internalParameters"], build["externalParameters"]
+    comps = internal["key_components"]
+    if internal["cache_key"] != key:
+        return f"records cache key {internal['cache_key']!r}, not its store key"
+    if stage_key(comps) != key:
+        return "its key components do not hash to its store key (edited)"
+    params = {k: v for k, v in external["params"].items() if k not in EXECUTION_ONLY_PARAMS}
+    deps = {d["name"]: d.get("digest") for d in build["resolvedDependencies"]}
+    inputs = {name[len("input:"):]: dir_digest(digest or {})
+              for name, digest in deps.items() if name.startswith("input:")}
+    checks = {"kind": (external["kind"], comps["kind"]), "params": (params, comps["params"]),
+              "seed": (internal.get("seed"), comps.get("seed")), "inputs": (inputs, comps["inputs"]),
+              "code": ((deps.get("code:repro") or {}).get("sha256"), comps["code"]),
+              "environment": ((deps.get("environment") or {}).get("sha256"),
+                              sha256_json(comps.get("environment")))}
+    wrong = [name for name, (said, keyed) in checks.items() if said != keyed]
+    return f"its {', '.join(wrong)} differ from its key components (edited)" if wrong else None
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:

@@ -42,11 +42,18 @@ class RunLock:
                 f"{self.path.parent}: in use by another repro run (pid {holder.get('pid', '?')} on "
                 f"host {holder.get('host', '?')}, started {holder.get('started', '?')}); wait for it "
                 f"or use another --runs-dir") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
-        fh.flush()
+        from repro.pipeline.diskfull import writing
+
+        try:
+            with writing("the run lock's holder record", self.path):
+                fh.seek(0)
+                fh.truncate()
+                fh.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                     "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
+                fh.flush()
+        except BaseException:
+            fh.close()
+            raise
         self._fh = fh
         return self
 

@@ -9,17 +9,25 @@
       systems/<sha256>.json      system descriptions, referenced from statements by digest
       <experiment>/manifest.json the experiment's manifest (stage keys, results, system)
       <experiment>/stages/<name> symlink to store/<key>/out, for people
+
+An entry is served only when ``check`` finds it whole: ``store/<key>`` and its ``out/`` are plain
+directories holding only plain files (a symlink, FIFO or device anywhere is refused), its
+statement is well-formed and agrees with ``<key>``, and every output byte, re-read, hashes to
+the statement's subjects.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import stat
 import uuid
 from pathlib import Path
 
-from repro.provenance.digest import DigestCache, sha256_json
-from repro.provenance.record import read_json, write_json_atomic
+from repro.errors import InputError
+from repro.pipeline.cache import key_problem
+from repro.provenance.digest import DigestCache, digest_tree, sha256_json
+from repro.provenance.record import read_json, statement_problem, subject_files, write_json_atomic
 
 RESERVED = {"store", "scratch", "systems"}
 
@@ -41,8 +49,47 @@ class Store:
         return self.store / key / "statement.json"
 
     def statement(self, key: str) -> dict | None:
+        """The entry's statement when it is readable, well-formed and agrees with ``key``; None
+        otherwise (absent, or refused: ``check`` says why)."""
+        statement, _ = self._statement(key)
+        return statement
+
+    def _statement(self, key: str) -> tuple[dict | None, str]:
+        entry = self.entry(key)
+        try:
+            mode = os.lstat(entry).st_mode
+        except FileNotFoundError:
+            return None, ""
+        if not stat.S_ISDIR(mode):
+            return None, f"store entry {entry} is not a plain directory (a symbolic link?)"
         path = self.statement_path(key)
-        return read_json(path) if path.exists() else None
+        try:
+            statement = read_json(path, follow=False)
+        except (InputError, OSError) as exc:
+            return None, f"statement unreadable: {exc}"
+        why = statement_problem(statement) or key_problem(statement, key)
+        return (None, f"statement {path}: {why}") if why else (statement, "")
+
+    def check(self, key: str, cache: DigestCache | None = None) -> tuple[dict | None, str]:
+        """(statement, "") when ``store/<key>`` may be served; (None, "") when there is no
+        entry; (None, why) when there is one but it is refused. Outputs are re-read in full
+        unless a digest cache is given (``repro status`` only: a quick look, never a decision
+        to serve or consume)."""
+        statement, why = self._statement(key)
+        if statement is None:
+            return None, why
+        try:
+            found = digest_tree(self.out(key), cache)
+        except FileNotFoundError:
+            return None, "outputs missing"
+        except (InputError, OSError) as exc:
+            return None, f"outputs refused: {exc}"
+        expected = subject_files(statement)
+        for rel in sorted(set(found) | set(expected), key=str.encode):
+            if found.get(rel) != expected.get(rel):
+                what = "missing" if rel not in found else "added" if rel not in expected else "modified"
+                return None, f"output file {rel} {what}"
+        return statement, ""
 
     def scratch(self, key: str) -> Path:
         path = self.root / "scratch" / key
@@ -58,19 +105,22 @@ class Store:
         """Remove half-built stages left by a killed run (called under the run lock)."""
         if not self.tmp.exists():
             return 0
+        if self.tmp.is_symlink() or not self.tmp.is_dir():
+            remove(self.tmp)
+            return 1
         n = 0
         for child in self.tmp.iterdir():
-            shutil.rmtree(child, ignore_errors=True)
+            remove(child)
             n += 1
         return n
 
     def publish(self, build: Path, key: str) -> None:
         """Move a finished build into place in one rename; a stale entry is moved aside first."""
         final = self.entry(key)
-        if final.exists():
+        if os.path.lexists(final):  # a refused entry (a link is moved aside, never followed)
             trash = self.tmp / f"replaced.{key}.{uuid.uuid4().hex[:8]}"
             os.replace(final, trash)
-            shutil.rmtree(trash, ignore_errors=True)
+            remove(trash)
         _fsync_tree(build)
         os.replace(build, final)
         _fsync_dir(final.parent)
@@ -93,6 +143,14 @@ class Store:
             tmp.unlink()
         os.symlink(os.path.relpath(self.out(key), link_dir), tmp)
         os.replace(tmp, link)
+
+
+def remove(path: Path) -> None:
+    """Remove a file, link or folder (a link itself, never what it points to)."""
+    if path.is_symlink() or (os.path.lexists(path) and not path.is_dir()):
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _fsync_path(path) -> None:

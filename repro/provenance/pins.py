@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import hashlib
 import os
 import re
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 import yaml
 
 from repro.errors import InputError
+from repro.provenance.digest import sha256_file
 
 SCHEMA = 1
 KINDS = ("images", "python_locks", "models", "datasets")
@@ -364,14 +364,6 @@ def sync_build_files(lock: dict, root: Path | None = None) -> list[Path]:
     return changed
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def stale_python_locks(lock: dict, root: Path | None = None) -> list[str]:
     """One message per requirements lock whose sha256 differs from manifest.lock (or is missing)."""
     root = root or repo_root()
@@ -380,7 +372,7 @@ def stale_python_locks(lock: dict, root: Path | None = None) -> list[str]:
         path = root / rel
         if not path.is_file():
             problems.append(f"manifest.lock: python_locks.{rel}: file missing")
-        elif file_sha256(path) != entry["sha256"]:
+        elif sha256_file(path) != entry["sha256"]:
             problems.append(f"manifest.lock: python_locks.{rel}.sha256: stale; run `python -m repro.provenance.pins sync-locks`")
     return problems
 
@@ -419,7 +411,7 @@ def main(argv=None) -> int:
             print("\n".join(compose_env(lock)))
         elif args.cmd == "sync-locks":
             files = sorted(p.relative_to(root).as_posix() for p in (root / "requirements").glob("*.txt"))
-            lock["python_locks"] = {rel: {"sha256": file_sha256(root / rel)} for rel in files}
+            lock["python_locks"] = {rel: {"sha256": sha256_file(root / rel)} for rel in files}
             write_lock(lock, path)
             sync_build_files(lock, root)
         elif args.cmd == "set-digest":

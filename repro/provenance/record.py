@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
 from repro import __version__
 from repro.errors import InputError
-from repro.provenance.digest import DIR_HASH, dir_digest, dir_hash, sha256_json
+from repro.provenance.digest import DIR_HASH, dir_digest, dir_hash, read_regular, sha256_json
 from repro.provenance.purl import image_uri, is_image_file, split_image_ref
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -151,10 +152,12 @@ def verdict_configuration(strict: bool, lock_sha256: str | None) -> list[dict]:
     return conf
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
+def write_json_atomic(path: Path, obj: Any, indent: int | None = 2) -> None:
     """Write JSON so the file appears complete or not at all (temp file, fsync, rename)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    data = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    # one temp name per process and thread: the concurrent scheduler's threads may write the same
+    # record (the system description) at once, and each rename must find its own file
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    data = json.dumps(obj, indent=indent, sort_keys=True, ensure_ascii=False) + "\n"
     try:
         with open(tmp, "w") as fh:
             fh.write(data)
@@ -171,13 +174,74 @@ def write_json_atomic(path: Path, obj: Any) -> None:
             tmp.unlink()
 
 
-def read_json(path: Path) -> Any:
+def read_json(path: Path, follow: bool = True) -> Any:
+    """Parse a JSON record; a one-line ``InputError`` naming the file when it is missing, not a
+    regular file (a FIFO never blocks: ``read_regular``), not UTF-8, not JSON or nested too
+    deeply for the parser. ``follow=False`` refuses a symlink (store entries)."""
     try:
-        return json.loads(path.read_text())
+        data = read_regular(path, follow)
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
-    except (ValueError, UnicodeDecodeError) as exc:
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except RecursionError:
+        raise InputError(f"{path}: not valid JSON (nested too deeply)") from None
+    except ValueError as exc:
         raise InputError(f"{path}: not valid JSON ({exc.__class__.__name__})") from None
+
+
+def _at(obj: Any, path: str, kind: type) -> Any:
+    """``obj[a][b]...`` for ``path`` "a.b...", or ValueError naming the first missing/wrong key."""
+    for part in path.split("."):
+        if not isinstance(obj, dict) or part not in obj:
+            raise ValueError(f"{path}: missing")
+        obj = obj[part]
+    if not isinstance(obj, kind) or isinstance(obj, bool) and kind is not bool:
+        raise ValueError(f"{path}: expected {kind.__name__}, got {type(obj).__name__}")
+    return obj
+
+
+def statement_problem(statement: Any) -> str | None:
+    """Why ``statement`` is not a well-formed stage statement (None when it is): every field the
+    runner and ``verify`` read is there with its type, and the output directory digest is the
+    dirHash of the file digests."""
+    if not isinstance(statement, dict):
+        return f"malformed (a JSON {type(statement).__name__}, not an object)"
+    if statement.get("_type") != STATEMENT_TYPE:
+        return "not an in-toto Statement v1"
+    if statement.get("predicateType") != SLSA_PREDICATE:
+        return "predicateType is not SLSA Provenance v1"
+    try:
+        for field, kind in (("internalParameters.key_components", dict), ("internalParameters.cache_key", str),
+                            ("internalParameters.protocol_choices", dict), ("externalParameters.kind", str),
+                            ("externalParameters.params", dict), ("resolvedDependencies", list)):
+            _at(statement, f"predicate.buildDefinition.{field}", kind)
+        for field, kind in (("inputs", dict), ("params", dict), ("kind", str), ("code", str)):
+            _at(statement, f"predicate.buildDefinition.internalParameters.key_components.{field}", kind)
+        _at(statement, "predicate.runDetails", dict)
+        deps = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+        if not all(isinstance(d, dict) and isinstance(d.get("name"), str) for d in deps):
+            return "resolvedDependencies: an entry without a name"
+        subjects_ = _at(statement, "subject", list)
+    except ValueError as exc:
+        return f"malformed ({exc})"
+    files, dirs = {}, []
+    for s in subjects_:
+        digest = s.get("digest") if isinstance(s, dict) else None
+        name = s.get("name") if isinstance(s, dict) else None
+        if not isinstance(name, str) or not isinstance(digest, dict) or not name.startswith(OUT_PREFIX):
+            return "malformed (subject: an entry without an out/ name and a digest)"
+        if name == OUT_PREFIX:
+            dirs.append(dir_digest(digest))
+        elif isinstance(digest.get("sha256"), str):
+            files[name[len(OUT_PREFIX):]] = digest["sha256"]
+        else:
+            return f"malformed (subject {name}: no sha256)"
+    if len(dirs) != 1 or dirs[0] != dir_hash(files):
+        return "its output directory digest is not the digest of its files (edited)"
+    return None
 
 
 def seal(manifest: dict) -> dict:

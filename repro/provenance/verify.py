@@ -1,25 +1,30 @@
 """``repro verify``: re-read every byte an experiment's manifest vouches for, and check it.
 
-Checks, each named in the report: the manifest's seal; each stage statement's own digest and
-cache key; every output file re-hashed from disk (never from the digest cache), with missing
-and added files caught; the chain (each stage's inputs equal its producers' outputs); external
-inputs against ``manifest.lock`` (unpinned -> warning); results equal the stage metrics they
-came from; partial evaluations (warning); metrics against reference values where any exist.
-The verdict is an in-toto test-result statement written next to the manifest.
+Checks, each named in the report: the manifest's shape and seal; the manifest against its
+experiment's declaration (``declaration.py``); each stage statement's own digest, its shape and
+its agreement with its cache key; every output file re-hashed from disk (never from the digest
+cache), with missing and added files caught and anything but plain files refused; the chain
+(each stage's inputs equal its producers' outputs); external inputs against ``manifest.lock``
+(unpinned -> warning); results equal the stage metrics they came from; partial evaluations
+(warning); metrics against reference values where any exist. The verdict is an in-toto
+test-result statement written next to the manifest, bound to the manifest's sha256.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from repro.errors import InputError
 from repro.provenance import pins
+from repro.provenance.declaration import check_declaration
 from repro.provenance.digest import dir_digest, dir_hash, digest_tree, sha256_file
 from repro.provenance.pins import STAND_IN_LABEL
 from repro.provenance.record import (STATEMENT_TYPE, TEST_RESULT_PREDICATE, execution_record,
-                                     output_digest, read_json, seal_ok, subject_files,
-                                     verdict_configuration, write_json_atomic)
+                                     output_digest, read_json, seal_ok, statement_problem,
+                                     subject_files, verdict_configuration, write_json_atomic)
 
 
 @dataclass
@@ -69,21 +74,68 @@ def verify_manifest(manifest_path: Path, strict: bool = False) -> tuple[Verifica
     except InputError as exc:
         v.fail(f"manifest {manifest_path}", str(exc))
         return v, {}
+    why = manifest_problem(manifest)
+    if why:
+        v.fail(f"manifest {manifest_path}", f"malformed: {why}")
+        return v, {}
     if not seal_ok(manifest):
         v.fail(f"manifest {manifest_path}", "content does not match its manifest_sha256 (edited)")
     else:
         v.ok(f"manifest {manifest_path.name}")
     _check_system(v, runs, manifest)
     lock = pins.load_lock()
-    for name, entry in manifest.get("stages", {}).items():
+    statements = {}
+    for name, entry in manifest["stages"].items():
         statement = _check_stage(v, runs, name, entry)
         if statement is not None:
+            statements[name] = statement
             _check_chain(v, name, statement, manifest["stages"])
             _check_external(v, name, statement, lock)
             _check_image(v, name, statement, lock)
+    check_declaration(v, manifest, statements)
     _check_results(v, runs, manifest)
     _check_lock_file(v, manifest)
     return v, manifest
+
+
+_ENTRY_FIELDS = {"kind": str, "key": str, "statement": str, "statement_sha256": str, "output": str,
+                 "output_digest": str, "inputs": dict, "external": list, "protocol_choices": dict}
+_MANIFEST_FIELDS = {"experiment": str, "profile": str, "declaration": dict, "declared": dict,
+                    "stages": dict, "results": dict, "result_stages": list, "system": dict,
+                    "system_sha256": str, "lock": dict}
+
+
+def _field_problem(obj: dict, fields: dict, where: str) -> str | None:
+    for field, kind in fields.items():
+        if not isinstance(obj.get(field), kind):
+            return f"{where}key {field!r}: missing or not a {kind.__name__}"
+    return None
+
+
+def manifest_problem(manifest) -> str | None:
+    """What makes ``manifest`` unreadable for the checks below (None if nothing): every field
+    with its type, and each stage's files exactly at ``store/<key>/`` (never elsewhere)."""
+    if not isinstance(manifest, dict):
+        return f"a JSON {type(manifest).__name__}, not an object"
+    problem = _field_problem(manifest, _MANIFEST_FIELDS, "")
+    if problem:
+        return problem
+    declared = manifest["declared"]
+    if not isinstance(declared.get("source"), str) or not isinstance(declared.get("overrides"), list) \
+            or not isinstance(declared.get("sha256"), str):
+        return "key 'declared': expected source, overrides and sha256"
+    for name, entry in manifest["stages"].items():
+        if not isinstance(entry, dict):
+            return f"stage {name!r}: not an object"
+        problem = _field_problem(entry, _ENTRY_FIELDS, f"stage {name!r}: ")
+        if problem:
+            return problem
+        key = entry["key"]
+        if entry["statement"] != f"store/{key}/statement.json" or entry["output"] != f"store/{key}/out":
+            return f"stage {name!r}: statement and output must be store/<key>/statement.json and store/<key>/out"
+    if not all(isinstance(r, dict) for r in manifest["results"].values()):
+        return "key 'results': every result must be an object"
+    return None
 
 
 def _read(path: Path):
@@ -104,23 +156,46 @@ def _check_system(v: Verification, runs: Path, manifest: dict) -> None:
 
 
 def _check_stage(v: Verification, runs: Path, name: str, entry: dict) -> dict | None:
+    """The stage's statement when it is the manifest's, well-formed and agrees with its key
+    (outputs are checked and reported either way); None otherwise."""
+    from repro.pipeline.cache import key_problem
+
     st_path = runs / entry["statement"]
-    if not st_path.exists():
+    entry_dir = st_path.parent
+    if os.path.lexists(entry_dir) and not stat.S_ISDIR(os.lstat(entry_dir).st_mode):
+        v.fail(f"file {entry_dir}", f"stage {name}: store entry is not a plain directory (a symbolic link?)")
+        return None
+    try:
+        digest = sha256_file(st_path, follow=False)
+    except FileNotFoundError:
         v.fail(f"stage {name}", f"statement missing: {st_path}")
         return None
-    if sha256_file(st_path) != entry["statement_sha256"]:
+    except (InputError, OSError) as exc:
+        v.fail(f"file {st_path}", f"stage {name}: statement unreadable: {exc}")
+        return None
+    if digest != entry["statement_sha256"]:
         v.fail(f"file {st_path}", f"stage {name}: statement digest differs from the manifest's (edited)")
         return None
-    statement = read_json(st_path)
-    if statement.get("_type") != STATEMENT_TYPE:
-        v.fail(f"file {st_path}", "not an in-toto Statement v1")
+    try:
+        statement = read_json(st_path, follow=False)
+    except InputError as exc:
+        v.fail(f"file {st_path}", f"stage {name}: statement unreadable: {exc}")
         return None
-    key = statement["predicate"]["buildDefinition"]["internalParameters"]["cache_key"]
-    if key != entry["key"]:
-        v.fail(f"file {st_path}", f"stage {name}: cache key differs from the manifest's")
-    out = runs / entry["output"]
+    why = statement_problem(statement) or key_problem(statement, entry["key"])
+    if why:
+        v.fail(f"file {st_path}", f"stage {name}: statement {why}")
+        return None
+    _check_outputs(v, runs / entry["output"], name, entry, statement)
+    return statement
+
+
+def _check_outputs(v: Verification, out: Path, name: str, entry: dict, statement: dict) -> None:
     expected = subject_files(statement)
-    found = digest_tree(out) if out.is_dir() else {}
+    try:
+        found = digest_tree(out) if os.path.lexists(out) else {}
+    except (InputError, OSError) as exc:
+        v.fail(f"file {getattr(exc, 'path', None) or out}", f"stage {name}: {exc}")
+        return
     bad = False
     for rel in sorted(set(found) | set(expected), key=str.encode):
         if rel not in found:
@@ -137,7 +212,6 @@ def _check_stage(v: Verification, runs: Path, name: str, entry: dict) -> dict | 
             v.fail(f"stage {name}", "directory digest mismatch")
         else:
             v.ok(f"stage {name}", f"{len(found)} files")
-    return statement
 
 
 def _check_chain(v: Verification, name: str, statement: dict, entries: dict) -> None:
@@ -238,16 +312,23 @@ def _check_base(v: Verification, name: str, where: str, facts: dict, pinned: dic
 def _check_results(v: Verification, runs: Path, manifest: dict) -> None:
     from repro.report.references import check_references
 
-    for name, result in manifest.get("results", {}).items():
+    consistent = True
+    for name, result in manifest["results"].items():
         entry = manifest["stages"].get(name)
         metrics = runs / entry["output"] / "metrics.json" if entry else None
-        if metrics is None or not metrics.exists() or _read(metrics) != result:
+        if metrics is None or not metrics.is_file() or _read(metrics) != result:
             v.fail(f"result {name}", "differs from the stage's metrics.json")
+            consistent = False
             continue
         if result.get("partial"):
             v.warn(f"result {name}", f"partial evaluation (n={result.get('n')} of {result.get('n_total')}): not a reproduction")
-    for level, name, detail in check_references(manifest):
-        getattr(v, level)(name, detail)
+    if not consistent:
+        return  # reference values are compared with results that came from their stages only
+    try:
+        for level, name, detail in check_references(manifest):
+            getattr(v, level)(name, detail)
+    except (TypeError, AttributeError, KeyError) as exc:
+        v.fail("references", f"a result's metrics are malformed ({type(exc).__name__}: {exc})")
 
 
 def _check_lock_file(v: Verification, manifest: dict) -> None:

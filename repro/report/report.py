@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from repro.errors import InputError
+from repro.report.browser import write_atomic
 from repro.report.references import load_references, reference_for
 from repro.stages import KINDS
 
@@ -27,13 +28,17 @@ VALUE_WIDTH = 140
 
 
 def read_manifest(exp_dir: Path) -> dict:
-    path = exp_dir / "manifest.json"
+    """The manifest of ``runs/<experiment>`` (or the manifest file ``exp_dir`` names)."""
+    path = exp_dir / "manifest.json" if exp_dir.is_dir() or not exp_dir.suffix else exp_dir
     try:
-        return json.loads(path.read_text())
+        manifest = json.loads(path.read_text())
     except FileNotFoundError:
-        raise InputError(f"{path}: missing (run the experiment first: repro run {exp_dir.name})") from None
+        raise InputError(f"{path}: missing (run the experiment first: repro run {path.parent.name})") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: invalid JSON ({exc.msg})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("stages"), dict):
+        raise InputError(f"{path}: not an experiment manifest (no 'stages')")
+    return manifest
 
 
 def _short(value, width: int = VALUE_WIDTH) -> str:
@@ -70,9 +75,9 @@ def results_section(manifest: dict, runs_root: Path) -> list[str]:
     return lines
 
 
-def references_section(manifest: dict) -> list[str]:
+def reference_rows(manifest: dict) -> list[dict]:
+    """Each result value that has a paper reference: ours, the paper's, the delta, the verdict."""
     refs = load_references()
-    lines = ["## Reference values", ""]
     rows = []
     for stage in _result_stages(manifest):
         for metric, value in sorted(((manifest["results"].get(stage) or {}).get("metrics") or {}).items()):
@@ -80,57 +85,84 @@ def references_section(manifest: dict) -> list[str]:
             if ref is None or not isinstance(value, (int, float)):
                 continue
             delta = value - ref["value"]
-            verdict = "within" if abs(delta) <= ref["tolerance"] else "OUTSIDE"
             src = ref["source"]
-            rows.append(f"| {stage} | {metric} | {value:.4f} | {ref['value']:.4f} | {delta:+.4f} | "
-                        f"±{ref['tolerance']} | {verdict} | {src['paper']} table {src['table']}, {src['row']}, {src['column']} |")
+            rows.append({"stage": stage, "metric": metric, "ours": value, "paper": ref["value"], "delta": delta,
+                         "tolerance": ref["tolerance"], "verdict": "within" if abs(delta) <= ref["tolerance"] else "OUTSIDE",
+                         "source": f"{src['paper']} table {src['table']}, {src['row']}, {src['column']}"})
+    return rows
+
+
+NO_REFERENCE = ("No reference: no value of this experiment has a reference with a source in "
+                "`repro/report/references.yaml` (the paper's tables could not be read; see "
+                "docs/experiments.md). No number here is compared with the paper.")
+
+
+def references_section(manifest: dict) -> list[str]:
+    lines = ["## Reference values", ""]
+    rows = [f"| {r['stage']} | {r['metric']} | {r['ours']:.4f} | {r['paper']:.4f} | {r['delta']:+.4f} | "
+            f"±{r['tolerance']} | {r['verdict']} | {r['source']} |" for r in reference_rows(manifest)]
     if not rows:
-        return lines + ["No reference: no value of this experiment has a reference with a source in "
-                        "`repro/report/references.yaml` (the paper's tables could not be read; see "
-                        "docs/experiments.md). No number here is compared with the paper.", ""]
+        return lines + [NO_REFERENCE, ""]
     return lines + ["| stage | metric | ours | paper | delta | tolerance | verdict | source |",
                     "|---|---|---|---|---|---|---|---|", *rows, ""]
 
 
-def coverage_section(manifest: dict) -> list[str]:
-    lines = ["## Coverage", "", "| stage | benchmark | model | evaluated / total | |", "|---|---|---|---|---|"]
-    partial = 0
+def coverage_rows(manifest: dict) -> list[dict]:
+    """Per evaluation: benchmark, model, evaluated / total items, partial or not."""
+    rows = []
     for name, entry in manifest["stages"].items():
         res = manifest["results"].get(name) or {}
-        if not entry["kind"].startswith("evaluate/") or "n" not in res:
-            continue
-        flag = "**partial**" if res.get("partial") else "complete"
-        partial += bool(res.get("partial"))
-        lines.append(f"| {name} | {res.get('benchmark')} | {entry['inputs'].get('model', '-')} | "
-                     f"{res['n']} / {res.get('n_total')} | {flag} |")
-    summary = (f"{partial} evaluation(s) are partial (`--limit`): not a reproduction." if partial
-               else "Every evaluation covers its whole dataset.")
-    return lines + ["", summary, ""]
+        if entry["kind"].startswith("evaluate/") and "n" in res:
+            rows.append({"stage": name, "benchmark": res.get("benchmark"), "model": entry["inputs"].get("model", "-"),
+                         "n": res["n"], "n_total": res.get("n_total"), "partial": bool(res.get("partial"))})
+    return rows
+
+
+def coverage_summary(rows: list[dict]) -> str:
+    partial = sum(r["partial"] for r in rows)
+    return (f"{partial} evaluation(s) are partial (`--limit`): not a reproduction." if partial
+            else "Every evaluation covers its whole dataset.")
+
+
+def coverage_section(manifest: dict) -> list[str]:
+    lines = ["## Coverage", "", "| stage | benchmark | model | evaluated / total | |", "|---|---|---|---|---|"]
+    rows = coverage_rows(manifest)
+    lines += [f"| {r['stage']} | {r['benchmark']} | {r['model']} | {r['n']} / {r['n_total']} | "
+              f"{'**partial**' if r['partial'] else 'complete'} |" for r in rows]
+    return lines + ["", coverage_summary(rows), ""]
+
+
+def system_rows(manifest: dict) -> list[tuple[str, object]]:
+    """(field, value) of the system description: the headline fields, library versions, software."""
+    system = manifest.get("system") or {}
+    rows = [(k, system.get(k)) for k in SYSTEM_FIELDS if k in system]
+    rows += [(f"library_versions.{k}", v) for k, v in sorted((system.get("library_versions") or {}).items())]
+    rows += list(sorted((system.get("other_software_stack") or {}).items()))
+    return rows
 
 
 def system_section(manifest: dict) -> list[str]:
-    system = manifest.get("system") or {}
     lines = ["## Hardware and software", "", f"System description digest: `{manifest.get('system_sha256')}` "
              "(field names of the MLPerf system description).", "", "| field | value |", "|---|---|"]
-    lines += [f"| {k} | {_short(system.get(k))} |" for k in SYSTEM_FIELDS if k in system]
-    for k, v in sorted((system.get("library_versions") or {}).items()):
-        lines.append(f"| library_versions.{k} | {_short(v)} |")
-    for k, v in sorted((system.get("other_software_stack") or {}).items()):
-        lines.append(f"| {k} | {_short(v)} |")
-    return lines + [""]
+    return lines + [f"| {k} | {_short(v)} |" for k, v in system_rows(manifest)] + [""]
+
+
+def protocol_rows(manifest: dict) -> list[tuple[str, object, list[str]]]:
+    """(choice, value, stages that recorded it), one row per distinct value of each choice."""
+    seen: dict[str, dict[str, tuple[object, list[str]]]] = {}
+    for name, entry in manifest["stages"].items():
+        for choice, value in (entry.get("protocol_choices") or {}).items():
+            seen.setdefault(choice, {}).setdefault(_short(value), (value, []))[1].append(name)
+    return [(choice, value, stages) for choice in sorted(seen)
+            for _, (value, stages) in sorted(seen[choice].items())]
 
 
 def protocol_section(manifest: dict) -> list[str]:
-    seen: dict[str, dict[str, list[str]]] = {}
-    for name, entry in manifest["stages"].items():
-        for choice, value in (entry.get("protocol_choices") or {}).items():
-            seen.setdefault(choice, {}).setdefault(_short(value), []).append(name)
     lines = ["## Protocol choices", "", "Everything the paper does not state, as each stage recorded it "
              "(docs/protocol-choices.md).", "", "| choice | value | stages |", "|---|---|---|"]
-    for choice in sorted(seen):
-        for value, stages in sorted(seen[choice].items()):
-            shown = ", ".join(stages[:4]) + (f" (+{len(stages) - 4})" if len(stages) > 4 else "")
-            lines.append(f"| {choice} | {value} | {shown} |")
+    for choice, value, stages in protocol_rows(manifest):
+        shown = ", ".join(stages[:4]) + (f" (+{len(stages) - 4})" if len(stages) > 4 else "")
+        lines.append(f"| {choice} | {_short(value)} | {shown} |")
     return lines + [""]
 
 
@@ -150,7 +182,8 @@ def render_report(manifest: dict, runs_root: Path) -> str:
     head = [f"# {manifest['experiment']}: {decl.get('description', '')}", "",
             f"- paper artefact: {_short(paper.get('artefact', 'not mapped'))} (mapping: docs/experiments.md)",
             f"- profile: {manifest.get('profile')}; stages: {len(manifest['stages'])}",
-            f"- rendered from `manifest.json` (sha256 `{manifest.get('manifest_sha256')}`) by `repro report`", ""]
+            f"- rendered from `manifest.json` (sha256 `{manifest.get('manifest_sha256')}`) by `repro report`",
+            "- every sample (prompt, response, verdict, the judge's output) in a browser: [report.html](report.html)", ""]
     parts = [head, results_section(manifest, runs_root), references_section(manifest),
              coverage_section(manifest), system_section(manifest), protocol_section(manifest),
              digests_section(manifest)]
@@ -162,5 +195,5 @@ def write_report(exp_dir: Path) -> Path:
     exp_dir = Path(exp_dir)
     manifest = read_manifest(exp_dir)
     path = exp_dir / REPORT
-    path.write_text(render_report(manifest, exp_dir.parent), encoding="utf-8")
+    write_atomic(path, render_report(manifest, exp_dir.parent).encode("utf-8"))
     return path

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from repro.errors import InputError
 from repro.report.references import load_references, reference_for
+from repro.report.samples import row_label
 
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")  # steps and ratios are non-negative; "step-20" is 20
 # LaTeX's special characters, each replaced by its text-mode command (a label can never run TeX)
@@ -61,7 +62,7 @@ def _judge(path: Path) -> str | None:
     return judge["judge"] + (f" ({judge['model_id']})" if judge.get("model_id") else "")
 
 
-def _variants(inputs: dict, roles: list[str], where: str) -> list[str | None]:
+def input_variants(inputs: dict, roles: list[str], where: str) -> list[str | None]:
     """[None] if every role is bound directly, else the sweep values every role was gathered over."""
     if all(r in inputs for r in roles):
         return [None]
@@ -88,8 +89,8 @@ def build_table(ctx) -> dict:
     for i, row in enumerate(rows):
         if not isinstance(row, dict) or not isinstance(row.get("cells"), dict) or "label" not in row:
             raise InputError(f"{where}: rows[{i}] needs 'label' and a 'cells' mapping")
-        for variant in _variants(ctx.inputs, sorted(set(row["cells"].values())), where):
-            label = row["label"] if variant is None else variant if len(rows) == 1 else f"{row['label']} {variant}"
+        for variant in input_variants(ctx.inputs, sorted(set(row["cells"].values())), where):
+            label = row_label(row["label"], variant, len(rows))
             cells = {}
             for col, role in row["cells"].items():
                 if col not in by_label:
@@ -114,7 +115,7 @@ def fmt(cell: dict | None) -> str:
     return text + ("*" if cell["partial"] else "")
 
 
-def _units_note(table: dict) -> str:
+def units_note(table: dict) -> str:
     points = [c for c, u in table["units"].items() if u == "points"]
     return "Rates in percent" + (f"; {', '.join(points)} in its own points" if points else "") + "."
 
@@ -130,7 +131,7 @@ def to_markdown(table: dict) -> str:
                 src = cell["reference"]["source"]
                 refs.append(f"{row['label']} / {col}: {fmt(dict(cell, value=cell['reference']['value'], partial=False))} "
                             f"(paper {src['table']}, {src['row']}, {src['column']})")
-    lines += ["", _units_note(table) + " Paper reference: " + ("; ".join(refs) if refs else "no reference") + ".",
+    lines += ["", units_note(table) + " Paper reference: " + ("; ".join(refs) if refs else "no reference") + ".",
               "`*` marks a partial evaluation (--limit): not a reproduction."]
     judges = sorted({cell["judge"] for r in table["rows"] for cell in r["cells"].values() if cell.get("judge")})
     if judges:

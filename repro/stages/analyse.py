@@ -20,7 +20,8 @@ KINDS = (
          doc="per-layer cosine of the VL-adaptation and safety task vectors (and gradients)", params=(
              P("gradients", bool, False),
              P("grad_samples", int, 16, ">=1"),
-             P("max_length", int, 512, ">=1"),
+             P("max_length", int, 2048, ">=1", source="LLaVA model_max_length (as the training stages)",
+               doc="512 dropped every image sample at ViT-L/14-336's 576 image tokens"),
              P("batch_size", int, 4, ">=1"),
              P("vl_data_split", str),
              P("safety_data_split", str),

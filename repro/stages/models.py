@@ -45,6 +45,10 @@ KINDS = (
         P("allow_pickle", bool, False, doc="convert .bin weights once (pinned digests) to safetensors"),
         P("local_dir", str),
     )),
+    Kind("models/tiny_clip", "repro.models.llava:clip_stage",
+         doc="a CLIP vision tower built from a config (the rehearsal's ViT-L/14-336 geometry)", params=(
+        P("vision_config", dict, REQUIRED, fields=_CLIP),
+    )),
     Kind("models/assemble_llava", "repro.models.llava:assemble_stage", disk_gb=14.0,
          doc="LLaVA from an LLM and a vision tower (input `vision`, else `vision_config`)", params=(
         P("vision_config", dict, fields=_CLIP),

@@ -10,6 +10,10 @@ Layout: the Trainer's resumable checkpoints (optimizer, RNG, scheduler) live in
 ``<work>`` is ``ctx.scratch`` (survives a crash, so a rerun resumes) or a temporary directory.
 The stage output gets the final model and ``checkpoints/step-N`` copied from the exports; no
 trainer state (absolute paths, timings) reaches it.
+
+Resume uses only state that was completely and verifiably written: after each checkpoint (and
+its export) is saved, a completion record with the digests of its files is written last, and a
+rerun resumes from the newest checkpoint whose record verifies (``repro/train/resume.py``).
 """
 
 from __future__ import annotations
@@ -28,12 +32,13 @@ from typing import Any, Callable
 
 from repro.errors import InputError
 from repro.models.card import write_model_card
+from repro.models.saving import save_processing
 from repro.train.collate import ConversationCollator, TokenizedDataset
+from repro.train.resume import latest_checkpoint, record_complete
 from repro.train.tokenize import TokenizedSample
 
 log = logging.getLogger("repro.train")
 MODEL_FILES = re.compile(r"^(config\.json|generation_config\.json|model.*\.safetensors(\.index\.json)?)$")
-CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
 
 
 @dataclass
@@ -74,7 +79,7 @@ def save_model_dir(dst: Path, job: TrainJob, model_files_from: Path | None = Non
         if job.fix_model_files is not None:
             job.fix_model_files(dst)
         scrub_config(dst)
-    job.processing_class.save_pretrained(dst)
+    save_processing(job.processing_class, dst)
     write_model_card(dst, **job.card)
 
 
@@ -98,39 +103,39 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def latest_checkpoint(trainer_dir: Path) -> Path | None:
-    """The newest complete Trainer checkpoint; an incomplete one (crash mid-save) is skipped and
-    later overwritten when training reaches that step again (no deletion: every rank calls this)."""
-    if not trainer_dir.is_dir():
-        return None
-    found = sorted(((int(m.group(1)), p) for p in trainer_dir.iterdir()
-                    if (m := CHECKPOINT_DIR.match(p.name)) and p.is_dir()), reverse=True)
-    for _, path in found:
-        if (path / "trainer_state.json").is_file():  # written last by Trainer._save_checkpoint
-            return path
-    return None
-
-
-def _export_callback(job: TrainJob, export_dir: Path, save_steps: int | None, keep: int | None):
+def _export_callback(job: TrainJob, export_dir: Path, save_steps: int | None, keep: int | None,
+                     exports: dict[str, dict[str, str]]):
     from transformers import TrainerCallback
 
+    from repro.provenance.digest import digest_tree
+
     class ExportCheckpoints(TrainerCallback):
-        """Copy each kept checkpoint's model into ``exports/step-N`` (atomically, via rename)."""
+        """Copy each kept checkpoint's model into ``exports/step-N`` (atomically, via rename),
+        then record the checkpoint as complete (``COMPLETE``); ``exports``: the kept exports,
+        {"step-N": {file: sha256}}, the ones ``_write_output`` publishes."""
+
+        def __init__(self) -> None:
+            self.exports = dict(exports)
 
         def on_save(self, args, state, control, **kwargs):
             step = state.global_step
-            # Trainer also saves at the last step; only multiples of save_steps are "kept" ones
-            if not state.is_world_process_zero or not save_steps or step % save_steps:
+            if not state.is_world_process_zero:
                 return
-            tmp = export_dir / f".step-{step}.tmp"
-            shutil.rmtree(tmp, ignore_errors=True)
-            save_model_dir(tmp, job, Path(args.output_dir) / f"checkpoint-{step}")
-            final = export_dir / f"step-{step}"
-            shutil.rmtree(final, ignore_errors=True)
-            tmp.rename(final)
-            steps = sorted(int(p.name[5:]) for p in export_dir.glob("step-*"))
-            for old in steps[:-keep] if keep else []:
-                shutil.rmtree(export_dir / f"step-{old}")
+            # Trainer also saves at the last step; only multiples of save_steps are "kept" ones
+            if save_steps and step % save_steps == 0:
+                tmp = export_dir / f".step-{step}.tmp"
+                shutil.rmtree(tmp, ignore_errors=True)
+                save_model_dir(tmp, job, Path(args.output_dir) / f"checkpoint-{step}")
+                final = export_dir / f"step-{step}"
+                shutil.rmtree(final, ignore_errors=True)
+                tmp.rename(final)
+                self.exports[final.name] = digest_tree(final)
+            kept = sorted(self.exports, key=lambda name: int(name[5:]))
+            old, kept = (kept[:-keep], kept[-keep:]) if keep else ([], kept)
+            self.exports = {name: self.exports[name] for name in kept}
+            record_complete(Path(args.output_dir) / f"checkpoint-{step}", self.exports)
+            for name in old:  # after the record: a kill before this leaves extras, never gaps
+                shutil.rmtree(export_dir / name)
 
     return ExportCheckpoints()
 
@@ -267,8 +272,9 @@ def run_training(args, job: TrainJob, work: Path, out: Path, params: dict[str, A
 
     export_dir = work / "exports"
     export_dir.mkdir(parents=True, exist_ok=True)
-    callbacks = [_export_callback(job, export_dir, params["save_steps"], params["save_total_limit"]),
-                 *job.callbacks]
+    resume, exports = latest_checkpoint(Path(args.output_dir), export_dir)
+    exporter = _export_callback(job, export_dir, params["save_steps"], params["save_total_limit"], exports)
+    callbacks = [exporter, *job.callbacks]
     quiet_libraries()
     if job.build_trainer is not None:
         trainer = job.build_trainer(args, callbacks)
@@ -277,7 +283,6 @@ def run_training(args, job: TrainJob, work: Path, out: Path, params: dict[str, A
             model=job.model, args=args, train_dataset=TokenizedDataset(job.samples),
             data_collator=job.collator, processing_class=job.processing_class, callbacks=callbacks)
     quiet_trainer(trainer, params.get("log_every") or 0)
-    resume = latest_checkpoint(Path(args.output_dir))
     if resume is not None:
         # logged, not in metrics: a resumed run must publish the same bytes as an uninterrupted one
         log.info("resuming from %s", resume.name)
@@ -306,7 +311,7 @@ def run_training(args, job: TrainJob, work: Path, out: Path, params: dict[str, A
     metrics["data_order_samples"] = len(order)
     trainer.save_model(str(out))  # every rank: gathering ZeRO-3 shards is collective
     if trainer.is_world_process_zero():
-        _write_output(job, export_dir, out)
+        _write_output(job, export_dir, sorted(exporter.exports), out)
         metrics["kept_checkpoints"] = sorted(int(p.name[5:]) for p in (out / "checkpoints").glob("step-*"))
     return metrics
 
@@ -326,15 +331,16 @@ def check_finite(log_history: list[dict], model, learning_rate: float) -> None:
                          f"(params: learning_rate {learning_rate})")
 
 
-def _write_output(job: TrainJob, export_dir: Path, out: Path) -> None:
-    """Finish the saved final model (no trainer state, fixed key layout) and add the kept copies."""
+def _write_output(job: TrainJob, export_dir: Path, exports: list[str], out: Path) -> None:
+    """Finish the saved final model (no trainer state, fixed key layout) and add the kept copies
+    (``exports``: those the last completion record lists; leftovers of a failed try are not)."""
     for name in ("training_args.bin",):  # pickled TrainingArguments hold absolute paths
         (out / name).unlink(missing_ok=True)
     if job.fix_model_files is not None:
         job.fix_model_files(out)
     scrub_config(out)
     write_model_card(out, **job.card)
-    for step_dir in sorted(export_dir.glob("step-*")):
+    for step_dir in (export_dir / name for name in exports):
         dst = out / "checkpoints" / step_dir.name
         dst.mkdir(parents=True)
         for f in sorted(step_dir.iterdir()):

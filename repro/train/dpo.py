@@ -68,15 +68,50 @@ def render_pair(pair, template: str, strip_bos: bool) -> dict[str, Any]:
             "rejected": tail + t.assistant.format(content=pair.rejected)}
 
 
+def completion_ids(tokenizer, prompt: str, completion: str) -> list[int]:
+    """``completion``'s ids as the whole ``prompt + completion`` text tokenises them (the ids
+    evaluation sees the model produce after that prompt)."""
+    whole = tokenizer(prompt + completion, add_special_tokens=False)["input_ids"]
+    head = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    if whole[:len(head)] != head:
+        raise InputError(f"tokenizer: the prompt {prompt[-40:]!r} tokenises differently when "
+                         f"followed by {completion[:20]!r}; prompt/completion ids cannot be split")
+    return whole[len(head):]
+
+
+class _InContextCompletions:
+    """The processor TRL's vision collator calls, except that completions (its calls without the
+    prompts) are tokenised after their prompt. Alone, SentencePiece prefixes them with its dummy
+    '▁': LLaMA-2's " Sure </s>" became ['▁', '▁Sure', ...] and Tulu's "\nSure</s>" ['▁', '\n',
+    ...], a token the model never sees before its answer at evaluation (the rehearsal found it;
+    tests/unit/test_label_masking.py)."""
+
+    def __init__(self, processor):
+        self._processor, self.prompts = processor, []
+
+    def __getattr__(self, name):
+        return getattr(self._processor, name)
+
+    def __call__(self, images=None, text=None, **kw):
+        if text == self.prompts * 2:  # TRL's prompt call (prompts repeated for chosen, rejected)
+            return self._processor(images=images, text=text, **kw)
+        tok = self._processor.tokenizer
+        ids = [completion_ids(tok, p, c) for p, c in zip(self.prompts, text, strict=True)]
+        return tok.pad({"input_ids": ids}, padding=True, padding_side=kw.get("padding_side", "right"),
+                       return_tensors=kw.get("return_tensors"))
+
+
 class ImageFileCollator:
     """TRL's vision preference collator, fed images opened and pre-processed (LLaVA-1.5 pad to
-    square) from the paths in ``images``, one batch at a time, as in evaluation."""
+    square) from the paths in ``images``, one batch at a time, as in evaluation; completions are
+    tokenised in context (``_InContextCompletions``)."""
 
     def __init__(self, processor, max_length: int | None = None):
         from trl.trainer.dpo_trainer import DataCollatorForVisionPreference
 
         self.processor = processor
-        self.inner = DataCollatorForVisionPreference(processor=processor, max_length=max_length)
+        self._tokenizing = _InContextCompletions(processor)
+        self.inner = DataCollatorForVisionPreference(processor=self._tokenizing, max_length=max_length)
 
     def __call__(self, examples: list[dict]) -> dict:
         from repro.models.images import open_image, prepare_image
@@ -84,6 +119,7 @@ class ImageFileCollator:
         rows = [{"prompt": ex["prompt"], "chosen": ex["chosen"], "rejected": ex["rejected"],
                  "images": [prepare_image(open_image(Path(p)), self.processor.image_processor)
                             for p in ex["images"]]} for ex in examples]
+        self._tokenizing.prompts = [row["prompt"] for row in rows]
         return self.inner(rows)
 
 
@@ -248,7 +284,8 @@ def _record(ctx, card, params, beta, vision, selection, model, group_of, mixture
     protocol_record(ctx, card.get("template"), params, {
         "trainer": "trl.DPOTrainer (prompt = the template's generation prompt; chosen/rejected = "
                    "assistant texts + eos)",
-        "label_mask": "TRL completion mask: chosen/rejected tokens (assistant text + eos)",
+        "label_mask": "TRL completion mask: chosen/rejected tokens (assistant text + eos)"
+                      + ("; completions tokenised in context (after their prompt)" if vision else ""),
         "truncation": truncation,
         "dpo": {"beta": beta, "loss_type": LOSS_TYPE, "reference_model": "frozen input model",
                 "max_length": max_length, "truncation": "keep_start"},

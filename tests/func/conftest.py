@@ -141,3 +141,50 @@ def smoke_run(tmp_path_factory) -> SmokeRun:
     assert proc.returncode == 0, proc.stderr[-3000:]
     print(f"\n[smoke_run] tiny reproduction: {seconds:.1f}s wall")
     return SmokeRun(runs, cwd, proc.stdout, proc.stderr, seconds, stage_lines(proc.stdout))
+
+
+# A small experiment with a checkpointing training stage, for the disk-full and kill-during-export
+# tests: the tiny profile's `aligned_chat` and `base_llm` (same params, so a copy of the session
+# run serves them), a fresh synthetic SORRY-Bench (`sorry`) and `sft`, 6 steps of text SFT
+# keeping a checkpoint every 2 steps.
+MINI = "mini"
+MINI_TRAINING = {"max_steps": 6, "save_steps": 2}
+
+
+def write_mini(root: Path) -> Path:
+    import yaml
+
+    tiny = yaml.safe_load((REPO / "experiments" / "_base" / "tiny.yaml").read_text())
+    stages = {"sorry": {"kind": "data/synthetic", "params": {"dataset": "sorry_bench", "size": 3}},
+              "aligned_chat": tiny["stages"]["aligned_chat"], "base_llm": tiny["stages"]["base_llm"],
+              "sft": {"kind": "train/text_sft", "recipe": "align_llm", "params": MINI_TRAINING,
+                      "inputs": {"model": "base_llm", "data": "aligned_chat"}}}
+    root.mkdir(parents=True, exist_ok=True)
+    (root / f"{MINI}.yaml").write_text(yaml.safe_dump(
+        {"schema": 1, "seed": 0, "recipes": tiny["recipes"], "stages": stages, "results": ["sft"]},
+        sort_keys=False))
+    return root
+
+
+@dataclass
+class MiniRun:
+    experiments: Path
+    runs: Path
+    digests: dict[str, str]
+
+    def env(self) -> dict[str, str]:
+        return repro_env(REPRO_EXPERIMENTS_DIR=str(self.experiments))
+
+
+@pytest.fixture(scope="session")
+def mini_run(smoke_run, tmp_path_factory) -> MiniRun:
+    """The mini experiment, run once without faults in a copy of the session run: the reference
+    digests every faulted-then-resumed run must publish."""
+    base = tmp_path_factory.mktemp("mini")
+    experiments = write_mini(base / "experiments")
+    runs = copy_runs(smoke_run.runs, base / "runs")
+    proc = repro("run", MINI, "--runs-dir", runs, env=repro_env(REPRO_EXPERIMENTS_DIR=str(experiments)))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ran = [s.name for s in stage_lines(proc.stdout) if s.status == "ran"]
+    assert ran == ["sorry", "sft"], proc.stdout  # the rest came from the session run
+    return MiniRun(experiments, runs, manifest_digests(runs, MINI))

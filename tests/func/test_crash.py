@@ -6,6 +6,9 @@ Kill points come from the stage timeline of the session run: to land inside stag
 the runner's line for stage k-1 (it prints a line as each stage finishes), then sleep a fraction
 of stage k's duration. Kills are chained in one runs dir (kill, rerun, kill ...), so each rerun
 also shows that completed stages are served from the store and interrupted training resumes.
+
+Kills during a checkpoint export are aimed exactly: ``faults.py`` runs the ``mini`` experiment
+and SIGKILLs its process group when training reaches a chosen point of the export.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import queue
 import random
 import signal
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -22,8 +26,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (REPO, manifest_digests, repro, repro_cmd, repro_env, stage_lines,
-                      store_problems)
+from conftest import (MINI, REPO, copy_runs, manifest_digests, repro, repro_cmd, repro_env,
+                      stage_lines, store_problems)
+
+FAULTS = Path(__file__).with_name("faults.py")
 
 
 @dataclass
@@ -184,3 +190,34 @@ def test_sigterm_stops_cleanly_with_resume_hint(smoke_run, tmp_path):
     published = {p.name for p in (runs / "store").iterdir() if p.name != ".tmp"}
     assert len(published) == len(attempt.completed)  # the interrupted stage published nothing
     assert not (runs / "smoke" / "manifest.json").exists()
+
+
+# (point, nth time in that run): the Trainer saves checkpoints 2, 4 and 6. Kill 1 lands at step 2
+# (nothing resumable yet), kill 2 at step 4 (checkpoint-2 complete), kill 3 at step 6 (the rerun
+# resumed from checkpoint-2, so its second record is checkpoint-6's)
+EXPORT_KILLS = [("export-start", 1), ("export-copied", 2), ("export-recorded", 2)]
+
+
+def test_kill9_during_checkpoint_export(smoke_run, mini_run, tmp_path):
+    """kill -9 at three points of a checkpoint export, each in the rerun after the previous kill:
+    before the export starts (the Trainer's checkpoint is complete), with the export's files
+    written but not renamed into place, and after the rename but before the checkpoint's
+    completion record. A rerun resumes only from a checkpoint whose record verifies, so the
+    published bytes equal the uninterrupted run's (every kept checkpoint included)."""
+    runs = copy_runs(smoke_run.runs, tmp_path / "runs")
+    for point, nth in EXPORT_KILLS:
+        cmd = [sys.executable, str(FAULTS), "kill", point, str(nth), str(tmp_path / "unused"), "--",
+               "run", MINI, "--runs-dir", str(runs)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=mini_run.env(), cwd=REPO,
+                              timeout=900, start_new_session=True)
+        assert proc.returncode == -signal.SIGKILL, (point, proc.stdout[-1500:] + proc.stderr[-1500:])
+        assert f"[faults] kill at {point} #{nth}" in proc.stdout
+        assert not store_problems(runs), (point, store_problems(runs))
+        assert not (runs / MINI / "manifest.json").exists()
+    final = repro("run", MINI, "--runs-dir", runs, env=mini_run.env())
+    assert final.returncode == 0, final.stdout[-2000:] + final.stderr[-2000:]
+    got = manifest_digests(runs, MINI)
+    assert got == mini_run.digests, sorted(n for n in mini_run.digests if got.get(n) != mini_run.digests[n])
+    proc = repro("verify", runs / MINI, env=mini_run.env())
+    assert proc.returncode == 0 and "verdict: PASSED" in proc.stdout, proc.stdout
+    assert not list((runs / "store" / ".tmp").iterdir())

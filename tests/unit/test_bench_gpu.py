@@ -1,4 +1,4 @@
-"""The GPU benchmarks' CPU smoke paths: ``bench_eval_gpu --tiny`` and the combined summary."""
+"""The GPU benchmarks' CPU smoke paths: ``repro.bench.eval_gpu --tiny`` and the combined summary."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 
 
 def test_eval_gpu_bench_tiny_and_summary(tmp_path, capsys):
-    from repro.bench_eval_gpu import main
-    from repro.bench_train_gpu import main as train_main
+    from repro.bench.eval_gpu import main
+    from repro.bench.train_gpu import main as train_main
 
     out = tmp_path / "bench" / "eval_gpu.json"
     result = main(["--tiny", "--out", str(out)])

@@ -111,3 +111,18 @@ def test_default_cache_dir_from_env(tmp_path, monkeypatch):
     generate("mme", tmp_path / "mme", seed=0, size="tiny")
     items = open_dataset(tmp_path / "mme").records()
     assert all(i.image.parent == tmp_path / "envcache" for i in items)
+
+
+@pytest.mark.parametrize("name", ["llava_pretrain", "mme"])
+def test_annotation_file_symlinked_outside_the_root_refused(tmp_path, name):
+    """Issue 19 item 12: annotation files (JSON, parquet) as well as images stay inside the root."""
+    root = tmp_path / name
+    generate(name, root, seed=0, size="tiny")
+    assert open_dataset(root, cache_dir=tmp_path / "cache").records()
+    annotation = next(p for p in sorted(root.rglob("*")) if p.suffix in (".json", ".parquet")
+                      and p.name != "DATASET.json")
+    outside = tmp_path / f"outside{annotation.suffix}"
+    annotation.rename(outside)
+    os.symlink(outside, annotation)
+    with pytest.raises(InputError, match=rf"{annotation.name}: resolves outside the dataset root"):
+        open_dataset(root, cache_dir=tmp_path / "cache").records()

@@ -210,23 +210,16 @@ def test_unknown_benchmark_suggests_a_name():
         get_benchmark("mmbnch")
 
 
-def test_benchmark_yaml_unknown_key_is_an_error(tmp_path, monkeypatch):
+@pytest.mark.parametrize("line, message", [
+    ("splitt: eval", r"bad/benchmark.yaml: splitt: unknown key"),
+    ("unparsed: drop", r"bad/benchmark.yaml: unparsed: 'drop' not one of official, exclude"),
+])
+def test_benchmark_yaml_refuses_unknown_keys_and_values(tmp_path, monkeypatch, line, message):
     from repro.evaluate import benchmarks
 
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "benchmark.yaml").write_text(
-        "name: bad\nversion: 1\nscorer: safety\nprimary: asr\ndescription: x\nsplitt: eval\n")
+        f"name: bad\nversion: 1\nscorer: safety\nprimary: asr\ndescription: x\n{line}\n")
     monkeypatch.setattr(benchmarks, "ROOT", tmp_path)
-    with pytest.raises(InputError, match=r"bad/benchmark.yaml: splitt: unknown key"):
-        get_benchmark("bad")
-
-
-def test_benchmark_yaml_checks_scoring_values(tmp_path, monkeypatch):
-    from repro.evaluate import benchmarks
-
-    (tmp_path / "bad").mkdir()
-    (tmp_path / "bad" / "benchmark.yaml").write_text(
-        "name: bad\nversion: 1\nscorer: safety\nprimary: asr\ndescription: x\nunparsed: drop\n")
-    monkeypatch.setattr(benchmarks, "ROOT", tmp_path)
-    with pytest.raises(InputError, match=r"bad/benchmark.yaml: unparsed: 'drop' not one of official, exclude"):
+    with pytest.raises(InputError, match=message):
         get_benchmark("bad")

@@ -114,7 +114,7 @@ class FakeClient:
 
 def docker_executor(client, profile="tiny", **overrides):
     conf = settings("docker", profile)
-    conf.update(hf_cache=None, **overrides)
+    conf.update({"hf_cache": None, "package_cache": None, **overrides})
     return DockerExecutor(conf, profile, client=client)
 
 
@@ -122,6 +122,18 @@ def run_chain(experiments, runs, executor, profile="tiny"):
     exp = load_experiment("chain", profile, (), root=experiments)
     log = []
     return Runner(runs, echo=log.append, executor=executor).run(exp), log
+
+
+def test_docker_executor_mounts_the_package_cache(experiments, tmp_path):
+    """models/registry_tokenizer reads `make fetch-packages`' files in the container too."""
+    from repro.executors.docker import CONTAINER_PACKAGES
+
+    client = FakeClient()
+    cache = tmp_path / "packages"
+    run_chain(experiments, tmp_path / "runs", docker_executor(client, package_cache=str(cache)))
+    call = next(c for c in client.calls if c["command"][0] == "stage-exec")
+    assert call["volumes"][str(cache.resolve())] == {"bind": CONTAINER_PACKAGES, "mode": "rw"}
+    assert call["environment"]["REPRO_PACKAGE_CACHE"] == CONTAINER_PACKAGES
 
 
 def test_docker_executor_runs_stages_in_the_image_and_records_it(experiments, tmp_path):

@@ -100,6 +100,34 @@ def test_a_paper_safety_benchmark_without_a_judge_model_is_a_load_error(tmp_path
     assert load_experiment("t", "tiny", root=root).stages  # tiny: the `exact` rule judge needs none
 
 
+def _paper_copy(tmp_path, judges_line: str) -> Path:
+    root = tmp_path / "experiments"
+    (root / "_base").mkdir(parents=True)
+    for f in experiments_dir().glob("_base/*.yaml"):
+        (root / "_base" / f.name).write_text(f.read_text())
+    paper = root / "_base" / "paper.yaml"
+    text = re.sub(r"(?m)^judges: \{(.*)\}$", lambda m: "judges: {" + m.group(1) + ", " + judges_line + "}",
+                  paper.read_text())
+    assert judges_line in text
+    paper.write_text(text)
+    (root / "t.yaml").write_text("schema: 1\ninclude: ['_base/{profile}.yaml']\n"
+                                 "tables: {t: {title: T, suite: [siuo, sorry_bench], rows: {A: stage2}}}\n")
+    return root
+
+
+def test_a_chat_judge_is_bound_to_its_endpoint_in_the_profile(tmp_path):
+    root = _paper_copy(tmp_path, 'siuo_gpt4v: {base_url: "http://127.0.0.1:8000/v1", model: judge}')
+    stages = load_experiment("t", "paper", root=root).stages
+    assert stages["eval~stage2~siuo"].params["judge_options"] == {"base_url": "http://127.0.0.1:8000/v1",
+                                                                  "model": "judge"}
+    assert "judge_options" not in stages["eval~stage2~sorry_bench"].params  # a model judge: untouched
+    with pytest.raises(InputError, match=r"judges: siuo_gpt4v: unknown option 'modle'"):
+        load_experiment("t", "paper", root=_paper_copy(tmp_path / "b", "siuo_gpt4v: {modle: judge}"))
+    root = _paper_copy(tmp_path / "c", "sorry_bench_judge: {model: judge}")
+    with pytest.raises(InputError, match=r"sorry_bench_judge runs on a model: bind a models/fetch stage"):
+        load_experiment("t", "paper", root=root)
+
+
 def test_judges_that_need_no_model_are_the_rule_and_chat_judges():
     from repro.evaluate.judges import JUDGES, ModelJudge
 

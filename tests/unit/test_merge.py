@@ -204,7 +204,7 @@ def test_merged_llava_loads_in_transformers_and_generates(ckpts, tmp_path):
 
 
 def test_bench_merge_runs_at_toy_size(tmp_path):
-    from repro.bench_merge import bench_merge
+    from repro.bench.merge import bench_merge
 
     result = bench_merge(tmp_path / "bench", size_gb=0.02, shard_gb=0.01, repeats=1)
     assert result["shards"] >= 2 and result["copy_mb_per_s"] > 0 and result["merge_mb_per_s"] > 0

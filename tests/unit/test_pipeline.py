@@ -16,7 +16,7 @@ def run(experiments, runs, *overrides, name="chain", profile="tiny"):
     exp = load_experiment(name, profile, tuple(overrides), root=experiments)
     log = []
     runner = Runner(runs, echo=log.append)
-    return runner.run(exp), log
+    return runner.run(exp, tuple(overrides)), log
 
 
 def statuses(log):

@@ -198,7 +198,7 @@ def test_plan_shows_cache_state_gpus_and_hours(tmp_path):
     result = CliRunner().invoke(cli, ["plan", "table2", "--profile", "paper", "--runs-dir", str(tmp_path / "none")])
     assert result.exit_code == 0, result.output
     assert "[missing] gpus=4 estimate=" in result.output and "learning_rate: 5e-07" in result.output
-    assert "total: 66 stages, 0 cached" in result.output
+    assert "total: 156 stages, 0 cached" in result.output  # 119 + 36 re-judgings + their agreement
     assert not (tmp_path / "none").exists()  # plan creates nothing
 
 

@@ -75,7 +75,7 @@ def test_launch_configs_and_commands(tmp_path):
 
 
 def test_gpu_bench_runs_tiny_on_cpu(tmp_path):
-    from repro.bench_train_gpu import main
+    from repro.bench.train_gpu import main
 
     result = main(["--tiny", "--json", str(tmp_path / "bench.json")])
     assert result["loss_finite"] and result["tokens_per_s_per_gpu"] > 0

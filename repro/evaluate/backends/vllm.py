@@ -114,4 +114,8 @@ class VLLMBackend:
             raise RuntimeError("vllm backend: generate() after close()")
         params = self.sampling_params(sampling)
         outputs = self.llm.generate([self._prompt(r) for r in requests], params, use_tqdm=False)
-        return [out.outputs[0].text.strip() for out in outputs]
+        # Text from the token ids by the same rule as the hf backend (one decode of all ids):
+        # vLLM's incremental detokenizer holds back a trailing incomplete UTF-8 sequence where a
+        # full decode writes U+FFFD, so the same tokens would otherwise score as different text.
+        return [self.tokenizer.decode(list(out.outputs[0].token_ids), skip_special_tokens=True).strip()
+                for out in outputs]

@@ -33,7 +33,7 @@ from repro.evaluate.judges import JudgeItem, Verdict, parse_failure, sha256_text
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-_OPTIONS = {"base_url", "model", "api_key_env", "timeout", "max_retries", "concurrency"}
+OPTIONS = {"base_url", "model", "api_key_env", "timeout", "max_retries", "concurrency"}
 
 
 @functools.lru_cache(maxsize=None)
@@ -131,10 +131,10 @@ class ChatJudge:
     refusal_calls = False
 
     def __init__(self, seed: int = 0, **options: Any):
-        unknown = sorted(set(options) - _OPTIONS)
+        unknown = sorted(set(options) - OPTIONS)
         if unknown:
             raise InputError(f"judge {self.name!r}: judge_options: {unknown[0]!r} unknown; "
-                             f"known: {', '.join(sorted(_OPTIONS))}")
+                             f"known: {', '.join(sorted(OPTIONS))}")
         model = options.get("model") or self.default_model
         if not model:
             raise InputError(f"judge {self.name!r}: judge_options: model is required")

@@ -9,8 +9,8 @@ checkpointing. It runs ``--steps`` steps at the paper's per-device batch 16 x 20
 image tokens each), then again with half the layers, and splits the step time into a fixed part
 (vision tower, embeddings, lm_head) and a per-layer part, to extrapolate to 32 layers.
 
-    python -m repro.bench_train_gpu --json bench.json        # one H100 80 GB, ~3-5 min
-    python -m repro.bench_train_gpu --tiny                   # CPU smoke run (seconds)
+    python -m repro.bench.train_gpu --json bench.json        # one H100 80 GB, ~3-5 min
+    python -m repro.bench.train_gpu --tiny                   # CPU smoke run (seconds)
 
 Extrapolation assumptions (printed): every sample padded to 2048 tokens (real LLaVA samples are
 shorter, so this is an upper bound), ZeRO-3 communication across the 4 GPUs not included.

@@ -8,9 +8,9 @@ It is written through the kit's own ``build_llava``/``save_llava`` (so the vLLM 
 one benchmarked) and read back by the backends exactly as an evaluation stage would.
 Workload: 64 prompts (half with a 336x336 image, half text-only), greedy, 128 new tokens.
 
-    python -m repro.bench_eval_gpu --out bench/eval_gpu.json      # one H100, ~4 min budget
-    python -m repro.bench_eval_gpu --tiny                          # CPU smoke run (seconds)
-    python -m repro.bench_eval_gpu --summary bench/train_gpu.json bench/eval_gpu.json
+    python -m repro.bench.eval_gpu --out bench/eval_gpu.json      # one H100, ~4 min budget
+    python -m repro.bench.eval_gpu --tiny                          # CPU smoke run (seconds)
+    python -m repro.bench.eval_gpu --summary bench/train_gpu.json bench/eval_gpu.json
 
 Generated tokens are counted from the token ids each backend produced (up to and including EOS),
 not by re-tokenizing the decoded text. Extrapolation to 32 layers: per-token time is a fixed
@@ -239,7 +239,7 @@ def table(rows: list[dict]) -> str:
 
 
 def summary(train_json: Path, eval_json: Path) -> str:
-    """One short table from ``bench_train_gpu --json`` and this module's ``--out``."""
+    """One short table from ``repro.bench.train_gpu --json`` and this module's ``--out``."""
     t = json.loads(Path(train_json).read_text())
     e = json.loads(Path(eval_json).read_text())
     return "\n".join([
@@ -258,7 +258,7 @@ def summary(train_json: Path, eval_json: Path) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     import torch
 
-    ap = argparse.ArgumentParser(prog="python -m repro.bench_eval_gpu", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m repro.bench.eval_gpu", description=__doc__.splitlines()[0])
     ap.add_argument("--tiny", action="store_true", help="tiny LLaVA on CPU (a test keeps it working)")
     ap.add_argument("--layers", type=int, default=8)
     ap.add_argument("--prompts", type=int, default=64)

@@ -83,7 +83,7 @@ def _worker(a: str, b: str, out: str, weight: float) -> None:
 def _run_worker(a: Path, b: Path, merged: Path) -> dict:
     shutil.rmtree(merged, ignore_errors=True)
     merged.mkdir()
-    proc = subprocess.run([sys.executable, "-m", "repro.bench_merge", "--worker", str(a), str(b),
+    proc = subprocess.run([sys.executable, "-m", "repro.bench.merge", "--worker", str(a), str(b),
                            str(merged), "0.5"], capture_output=True, text=True, check=False)
     if proc.returncode:
         raise RuntimeError(f"bench_merge worker failed: {proc.stderr.strip().splitlines()[-1:]}")

