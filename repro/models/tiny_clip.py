@@ -1,4 +1,4 @@
-"""Stage ``models/tiny_clip``: the tiny profile's CLIP, pretrained contrastively on the synthetic
+"""Stage ``models/pretrained_clip``: the tiny profile's CLIP, pretrained contrastively on the synthetic
 world's image–text pairs, as the paper's ``openai/clip-vit-large-patch14-336`` was on web pairs
 before LLaVA froze it.
 
@@ -64,7 +64,7 @@ def _config(vision: dict, p: dict, vocab: int, eot: int, pad: int):
 
     unknown = sorted(set(vision) - set(CLIPVisionConfig().to_dict()))
     if unknown:
-        raise InputError(f"models/tiny_clip: vision_config: unknown key(s) {unknown}")
+        raise InputError(f"models/pretrained_clip: vision_config: unknown key(s) {unknown}")
     text = {"vocab_size": vocab, "hidden_size": p["text_hidden_size"],
             "intermediate_size": 2 * p["text_hidden_size"], "num_hidden_layers": p["text_layers"],
             "num_attention_heads": p["text_heads"], "max_position_embeddings": p["max_text_length"],
@@ -175,7 +175,7 @@ def build_tiny_clip(out_dir: Path, pairs: list, probe_samples: list, *, seed: in
     p = params
     for key in ("image_size", "patch_size"):
         if key not in vision:
-            raise InputError(f"models/tiny_clip: vision_config: {key}: missing")
+            raise InputError(f"models/pretrained_clip: vision_config: {key}: missing")
     captions = [s.turns[-1][1] for s in pairs]
     tokenizer = _tokenizer(captions, p["vocab_size"])
     ids, mask, eot = _encode(tokenizer, captions, p["max_text_length"])
@@ -206,7 +206,7 @@ def probe_figure(probed: dict, out_png: Path) -> None:
 
 
 def tiny_clip_stage(ctx) -> None:
-    """Stage ``models/tiny_clip``: inputs ``data`` (image–text pairs) and ``probe`` (labelled
+    """Stage ``models/pretrained_clip``: inputs ``data`` (image–text pairs) and ``probe`` (labelled
     pictures never seen in pretraining); params ``vision_config`` and ``PARAMS``."""
     import tempfile
 

@@ -28,7 +28,7 @@ def clip_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("clip")
     generate("web_pairs", root / "pairs", seed=0, size=10)
     generate("web_pairs", root / "probe", seed=1, size=10)
-    ctx = StageContext(experiment="t", name="clip", kind="models/tiny_clip", seed=0, profile="tiny",
+    ctx = StageContext(experiment="t", name="clip", kind="models/pretrained_clip", seed=0, profile="tiny",
                        params={"vision_config": VISION, "max_steps": 6, "batch_size": 16,
                                "text_hidden_size": 32, "text_heads": 1},
                        inputs={"data": root / "pairs", "probe": root / "probe"}, out=root / "out")
@@ -92,7 +92,7 @@ def test_bad_params_are_named():
     """The kind's declaration checks the stage's params at load, naming the one at fault."""
     from repro.stages import describe
 
-    kind = describe("models/tiny_clip")
+    kind = describe("models/pretrained_clip")
     with pytest.raises(InputError, match="did you mean 'max_steps'"):
         kind.check({"vision_config": VISION, "max_stpes": 3}, "stage clip")
     with pytest.raises(InputError, match="'vision_config': expected a mapping"):
