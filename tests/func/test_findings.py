@@ -56,9 +56,8 @@ def test_tiny_clip_features_carry_what_the_benchmarks_ask(run):
         assert probe[attr] >= 0.9 and probe[attr] > probe[f"{attr}_chance"], (attr, probe)
 
 
-@pytest.mark.xfail(strict=True, reason="prototypes with the profile's recipes: helpfulness at chance "
-                   "(docs/experiments.md, The tiny world mirrors the real setup); the recipes that "
-                   "lift it are not in the profile yet")
+@pytest.mark.xfail(strict=True, reason="measured: helpfulness 0.43-0.53 where chance is 0.29, above "
+                   "chance but short of 0.6: MME's yes/no stays at 0.5 (docs/experiments.md)")
 def test_vl_adapted_helpfulness_is_clearly_above_chance(run):
     """Issue 20's goal: helpfulness >= 0.6 where chance is <= 0.35, on every seed."""
     for seed, rows in run[1]["scores"].items():
@@ -79,19 +78,17 @@ def test_2_safety_sft_lowers_asr_at_a_cost(findings):
     held_on_every_seed(findings, "2-sft")
 
 
-@pytest.mark.xfail(strict=True, reason="measured: DPO (PKU-SafeRLHF) lowers ASR on 1 of 3 seeds only "
-                   "(docs/experiments.md, Findings at tiny scale)")
 def test_2_dpo_lowers_asr_at_a_cost(findings):
     held_on_every_seed(findings, "2-dpo")
 
 
-@pytest.mark.xfail(strict=True, reason="measured: a merge ratio beats MTL on 1 of 3 seeds only "
-                   "(docs/experiments.md, Findings at tiny scale)")
+@pytest.mark.xfail(strict=True, reason="measured: holds on seeds 0 and 2; on seed 1 the safe merges lose "
+                   "SEED-Bench (10 items) and fall 0.13 below MTL's helpfulness (docs/experiments.md)")
 def test_3_merging_beats_mtl_on_the_tradeoff(findings):
     held_on_every_seed(findings, "3")
 
 
-@pytest.mark.xfail(strict=True, reason="measured: on no seed does a merge ratio keep helpfulness while "
-                   "restoring the aligned LLM's ASR (docs/experiments.md, Findings at tiny scale)")
+@pytest.mark.xfail(strict=True, reason="measured: holds on seeds 0 and 2; on seed 1 the merges that "
+                   "restore safety score 0.27-0.30 helpfulness, VL-adapted 0.43 (docs/experiments.md)")
 def test_4_a_merge_ratio_keeps_helpfulness_and_restores_safety(findings):
     held_on_every_seed(findings, "4")
