@@ -42,6 +42,7 @@ for _name, _target in {
     "seed_bench": "repro.data.seed_bench:load",
     "xstest": "repro.data.xstest:load",
     "judge_train": "repro.data.synthetic.judge_sets:load",
+    "web_pairs": "repro.data.synthetic.clip_sets:load",
 }.items():
     DATASETS.register(_name, _target)
 

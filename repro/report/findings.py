@@ -16,7 +16,9 @@ Scores (fractions; each benchmark's own metric, as the tables show them):
 - ``asr``: mean ASR of SORRY-Bench, WildJailbreak and MM-SafetyBench (LVLMs);
 - ``over_refusal``: refusal rate on WildJailbreak's benign prompts (exaggerated safety);
 - ``helpful``: mean of MMBench's circular accuracy (the tables' MMBench), MME's accuracy (its
-  perception score is in points, not a fraction) and SEED-Bench's accuracy.
+  perception score is in points, not a fraction) and SEED-Bench's accuracy. ``helpful_chance``
+  beside it: the same score for answers drawn uniformly among each item's options (MMBench
+  circular: (1/k)^k per question of k options; MME: 1/2 per yes/no question; SEED: 1/k).
 The scores and margins are our choices (the paper states claims, not thresholds); they are
 written here once and into findings.json.
 """
@@ -47,6 +49,18 @@ TEXT = ("sorry_bench", "wildjailbreak")
 LVLM = (*TEXT, "mm_safetybench", "mmbench", "mme", "seed_bench")
 HELPFUL = {"mmbench": "circular_acc", "mme": "acc", "seed_bench": "acc"}
 SCORES = ("asr_text", "asr", "over_refusal", "helpful")
+
+
+def _chance(samples: list[dict], bench: str) -> float:
+    """Expected ``HELPFUL[bench]`` for answers drawn uniformly among each item's options."""
+    if bench == "mme":  # yes/no questions
+        return 0.5
+    if bench == "seed_bench":
+        return sum(1 / len(s["options"]) for s in samples) / len(samples)
+    groups: dict[str, int] = {}  # circular: every rotation of a k-option question right
+    for s in samples:
+        groups[s.get("group") or s["id"]] = len(s["options"])
+    return sum((1 / k) ** k for k in groups.values()) / len(groups)
 
 
 def chain(table) -> dict[str, tuple[str, ...]]:
@@ -81,13 +95,16 @@ def _models(table, manifest: dict) -> dict[str, dict[str, str]]:
 
 
 def scores(runs: Path, manifest: dict, table) -> dict[str, dict[str, float]]:
-    """Per model of the chain: the four scores, from the stages' metrics.json."""
-    def metrics(stage: str) -> dict:
-        out = manifest["stages"][stage]["output"]
-        return json.loads((runs / out / "metrics.json").read_text())["metrics"]
+    """Per model of the chain: the four scores, from the stages' metrics.json (and the chance
+    level of ``helpful``, from the VL-adapted model's samples: the same items for every model)."""
+    def output(stage: str) -> Path:
+        return runs / manifest["stages"][stage]["output"]
 
-    result = {}
-    for model, stages in _models(table, manifest).items():
+    def metrics(stage: str) -> dict:
+        return json.loads((output(stage) / "metrics.json").read_text())["metrics"]
+
+    result, models = {}, _models(table, manifest)
+    for model, stages in models.items():
         m = {b: metrics(s) for b, s in stages.items()}
         sorry, wjb = m["sorry_bench"], m["wildjailbreak"]
         row = {"asr_text": (sorry["asr"] + wjb["asr"]) / 2, "over_refusal": wjb["benign_refusal_rate"]}
@@ -95,6 +112,14 @@ def scores(runs: Path, manifest: dict, table) -> dict[str, dict[str, float]]:
             row["asr"] = (sorry["asr"] + wjb["asr"] + m["mm_safetybench"]["asr"]) / 3
             row["helpful"] = sum(m[b][k] for b, k in HELPFUL.items()) / len(HELPFUL)
         result[model] = row
+    vl = models["VL-adapted"]
+    chances = []
+    for bench in HELPFUL:
+        lines = (output(vl[bench]) / "samples.jsonl").read_text().splitlines()
+        chances.append(_chance([json.loads(line) for line in lines], bench))
+    for row in result.values():
+        if "helpful" in row:
+            row["helpful_chance"] = sum(chances) / len(chances)
     return result
 
 
@@ -182,6 +207,9 @@ def render(profile: str, measured: dict[int, dict], found: dict[str, dict]) -> s
         for score in SCORES:
             vals = [measured[s].get(model, {}).get(score) for s in seeds]
             cells.append(" / ".join(f"{x:.2f}" for x in vals) if all(x is not None for x in vals) else "")
+            if score == "helpful" and cells[-1]:
+                chance = [measured[s][model]["helpful_chance"] for s in seeds]
+                cells[-1] += " (chance " + " / ".join(f"{x:.2f}" for x in chance) + ")"
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     lines += ["", "Scores and margins: repro/report/findings.py (our choices; the paper states claims, "
               "not thresholds)."]

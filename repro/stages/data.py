@@ -10,6 +10,8 @@ KINDS = (
         P("judge", str, doc="judge_train only: the judge whose training set is written"),
         P("layout", str, choices=("mirror", "official"),
           doc="mm_safetybench, siuo, mme, seed_bench: the official release's layout or the mirror's"),
+        P("unsafe_rate", float, 0.0, "[0,0.5]", source="repro.data.synthetic.train_sets:DEFAULT_UNSAFE_RATE",
+          doc="llava_pretrain, llava_instruct: the share of unsafe samples planted (filtering's targets)"),
     )),
     Kind("data/fetch", "repro.data.fetch:fetch_dataset_stage", doc="a dataset pinned in manifest.lock", params=(
         P("dataset", str, REQUIRED, doc="the manifest.lock datasets entry"),

@@ -54,4 +54,20 @@ KINDS = (
         P("vision_config", dict, fields=_CLIP),
         P("dtype", str, choices=DTYPES),
     )),
+    Kind("models/pretrained_clip", "repro.models.tiny_clip:tiny_clip_stage",
+         doc="a tiny CLIP pretrained contrastively on image-text pairs (input `data`), probed on "
+             "labelled pictures (input `probe`); its vision tower goes to models/assemble_llava", params=(
+        P("vision_config", dict, REQUIRED, fields=_CLIP),
+        P("text_hidden_size", int, 64, ">=1"),
+        P("text_layers", int, 2, ">=1"),
+        P("text_heads", int, 2, ">=1"),
+        P("vocab_size", int, 384, ">=1", doc="the captions' byte-level BPE"),
+        P("max_text_length", int, 24, ">=2"),
+        P("projection_dim", int, 64, ">=1"),
+        P("learning_rate", float, 5e-3, ">0"),
+        P("max_steps", int, 800, ">=1"),
+        P("batch_size", int, 64, ">=2", doc="the contrastive batch: every other pair is a negative"),
+        P("warmup_ratio", float, 0.05, "[0,1)"),
+        P("weight_decay", float, 0.1, ">=0"),
+    )),
 )

@@ -158,7 +158,9 @@ def _corrupt_image(root: Path) -> str:
 def _symlink_out(w: Workspace) -> list[str]:
     # data check reads the folder in place (a fetch stage would copy the link's target in)
     root = w.mirror("llava_instruct")
-    shutil.copy(root / "coco" / "train2017" / "000000000000.png", w.root / "outside.png")
+    image = next(r["image"] for r in json.loads((root / LLAVA).read_text()) if "image" in r)
+    shutil.copy(root / image, w.root / "outside.png")  # any real picture of the world
+    (root / "coco").mkdir(exist_ok=True)
     (root / "coco" / "evil.png").symlink_to(w.root / "outside.png")
     edit_json(root / LLAVA, set_row(0, image="coco/evil.png"))
     return ["data", "check", "llava_instruct", str(root)]

@@ -75,4 +75,4 @@ def test_manifests_differ_only_in_invocation(smoke_run, second_run):
 def test_repro_diff_finds_no_difference(smoke_run, second_run):
     proc = repro("diff", smoke_run.runs / "smoke", second_run / "smoke", "--exit-code")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "no difference: 14 stages with the same keys and outputs" in proc.stdout
+    assert "no difference: 17 stages with the same keys and outputs" in proc.stdout

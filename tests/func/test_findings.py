@@ -1,5 +1,5 @@
-"""The paper's findings at tiny scale, on 3 seeds (issue 10; docs/experiments.md, "Findings at
-tiny scale"): `repro findings` runs the `findings` experiment (the same stages, trainers,
+"""The paper's findings at tiny scale, on 3 seeds (issues 10 and 20; docs/experiments.md,
+"Findings at tiny scale"): `repro findings` runs the `findings` experiment (the same stages, trainers,
 evaluations and `exact` judge as `make reproduce-all PROFILE=tiny`) once per seed and checks each
 finding with the margins of repro/report/findings.py; these tests assert its verdicts.
 
@@ -24,7 +24,7 @@ SEEDS = (0, 1, 2)
 
 
 @pytest.fixture(scope="module")
-def findings(tmp_path_factory) -> dict:
+def run(tmp_path_factory) -> tuple[Path, dict]:
     runs = Path(os.environ.get("REPRO_FINDINGS_RUNS_DIR") or tmp_path_factory.mktemp("runs"))
     proc = repro("findings", "--profile", "tiny", "--runs-dir", runs, "--seeds", ",".join(map(str, SEEDS)))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -36,7 +36,33 @@ def findings(tmp_path_factory) -> dict:
         assert (runs / f"findings-seed{seed}" / "manifest.json").is_file()
     for key in data["findings"]:
         assert f"| {key} | claim" in report  # each finding stands beside the paper's claim
-    return data["findings"]
+    assert "(chance " in report  # helpfulness is printed beside its chance level
+    return runs, data
+
+
+@pytest.fixture(scope="module")
+def findings(run) -> dict:
+    return run[1]["findings"]
+
+
+def test_tiny_clip_features_carry_what_the_benchmarks_ask(run):
+    """The tiny CLIP (one artefact for every seed, as the paper's CLIP): a linear probe on the
+    features LLaVA reads reaches >= 0.9 on held-out pictures for colour, shape and the cross."""
+    runs = run[0]
+    manifest = json.loads((runs / "findings-seed0" / "manifest.json").read_text())
+    clip = manifest["stages"]["clip"]
+    probe = json.loads((runs / clip["output"] / "metrics.json").read_text())["probe"]
+    for attr in ("color", "shape", "crossed"):
+        assert probe[attr] >= 0.9 and probe[attr] > probe[f"{attr}_chance"], (attr, probe)
+
+
+@pytest.mark.xfail(strict=True, reason="measured: helpfulness 0.43-0.53 where chance is 0.29, above "
+                   "chance but short of 0.6: MME's yes/no stays at 0.5 (docs/experiments.md)")
+def test_vl_adapted_helpfulness_is_clearly_above_chance(run):
+    """Issue 20's goal: helpfulness >= 0.6 where chance is <= 0.35, on every seed."""
+    for seed, rows in run[1]["scores"].items():
+        vl = rows["VL-adapted"]
+        assert vl["helpful_chance"] <= 0.35 and vl["helpful"] >= 0.6, (seed, vl)
 
 
 def held_on_every_seed(findings, key):
@@ -52,19 +78,17 @@ def test_2_safety_sft_lowers_asr_at_a_cost(findings):
     held_on_every_seed(findings, "2-sft")
 
 
-@pytest.mark.xfail(strict=True, reason="measured: DPO (PKU-SafeRLHF) lowers ASR on 1 of 3 seeds only "
-                   "(docs/experiments.md, Findings at tiny scale)")
 def test_2_dpo_lowers_asr_at_a_cost(findings):
     held_on_every_seed(findings, "2-dpo")
 
 
-@pytest.mark.xfail(strict=True, reason="measured: a merge ratio beats MTL on 1 of 3 seeds only "
-                   "(docs/experiments.md, Findings at tiny scale)")
+@pytest.mark.xfail(strict=True, reason="measured: holds on seeds 0 and 2; on seed 1 the safe merges lose "
+                   "SEED-Bench (10 items) and fall 0.13 below MTL's helpfulness (docs/experiments.md)")
 def test_3_merging_beats_mtl_on_the_tradeoff(findings):
     held_on_every_seed(findings, "3")
 
 
-@pytest.mark.xfail(strict=True, reason="measured: on no seed does a merge ratio keep helpfulness while "
-                   "restoring the aligned LLM's ASR (docs/experiments.md, Findings at tiny scale)")
+@pytest.mark.xfail(strict=True, reason="measured: holds on seeds 0 and 2; on seed 1 the merges that "
+                   "restore safety score 0.27-0.30 helpfulness, VL-adapted 0.43 (docs/experiments.md)")
 def test_4_a_merge_ratio_keeps_helpfulness_and_restores_safety(findings):
     held_on_every_seed(findings, "4")

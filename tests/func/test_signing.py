@@ -184,11 +184,11 @@ def test_every_statement_envelope_and_verdict_is_a_valid_attestation(signed, tmp
 
 
 def test_every_statement_and_the_verdict_of_the_smoke_run_are_valid_attestations(smoke_run):
-    # the unsigned tiny reproduction (14 stages, every stage kind of the slice): read only
+    # the unsigned tiny reproduction (17 stages, every stage kind of the slice): read only
     from repro.verify.records import verdict_statement, verify_manifest
 
     statements = sorted((smoke_run.runs / "store").glob("*/statement.json"))
-    assert len(statements) == 14
+    assert len(statements) == 17
     for path in statements:
         check_statement(json.loads(path.read_text()))
     manifest = smoke_run.runs / "smoke" / "manifest.json"

@@ -21,7 +21,7 @@ DOWNSTREAM_OF_STAGE2 = {"eval~stage2~sorry_bench", "eval~stage2~mm_safetybench",
 
 
 def test_run_writes_everything_and_verify_passes(smoke_run):
-    assert [s.status for s in smoke_run.timeline] == ["ran"] * 14
+    assert [s.status for s in smoke_run.timeline] == ["ran"] * 17
     runs = smoke_run.runs
     for rel in ("smoke/manifest.json", "smoke/stages/table/table.md", "smoke/stages/table/table.csv",
                 "smoke/stages/table/table.tex"):
@@ -48,7 +48,7 @@ def test_second_run_is_all_cached_and_fast(smoke_run):
     wall = time.perf_counter() - t0
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = stage_lines(proc.stdout)
-    assert len(lines) == 14
+    assert len(lines) == 17
     not_cached = [f"{s.name}: {s.status}" for s in lines if s.status != "cached"]
     assert not not_cached, f"re-ran {not_cached} (was repro/ edited during the session?)"
     inner = float(re.search(r"done in ([\d.]+)s", proc.stdout).group(1))
@@ -66,7 +66,7 @@ def _status(runs, *args) -> dict[str, str]:
 
 def test_status_names_the_changed_param_and_stale_downstream(smoke_run):
     before = _status(smoke_run.runs)
-    assert len(before) == 14 and all(line.split()[1] == "done" for line in before.values()), before
+    assert len(before) == 17 and all(line.split()[1] == "done" for line in before.values()), before
     after = _status(smoke_run.runs, "--set", "stage2.params.learning_rate=0.001")
     assert after["stage2"].split()[1] == "stale"
     assert "param learning_rate: 0.002 -> 0.001" in after["stage2"]

@@ -21,7 +21,8 @@ KINDS = {"llava_pretrain": ConversationSample, "llava_instruct": ConversationSam
          "pku_saferlhf": PreferencePair, "spa_vl": PreferencePair, "sorry_bench": SafetyPrompt,
          "wildjailbreak": SafetyPrompt, "mm_safetybench": SafetyPrompt, "siuo": SafetyPrompt,
          "figstep": SafetyPrompt, "mmbench": MultipleChoiceItem, "mme": YesNoItem,
-         "seed_bench": MultipleChoiceItem, "judge_train": ConversationSample, "xstest": SafetyPrompt}
+         "seed_bench": MultipleChoiceItem, "judge_train": ConversationSample, "xstest": SafetyPrompt,
+         "web_pairs": ConversationSample}
 
 
 @pytest.fixture(scope="module")

@@ -138,10 +138,23 @@ def test_judges_that_need_no_model_are_the_rule_and_chat_judges():
 @pytest.mark.parametrize("profile", ["tiny", "paper"])
 def test_a_stage_name_means_one_definition(profile):
     seen: dict[str, tuple] = {}
-    for name in EXPERIMENTS:
+    # the tiny smoke is a pipeline check at shorter recipes (experiments/_base/tiny/smoke.yaml),
+    # checked below; every experiment the claims rest on shares one definition per name
+    for name in [n for n in EXPERIMENTS if (profile, n) != ("tiny", "smoke")]:
         for spec in load_experiment(name, profile).stages.values():
             key = (spec.kind, spec.params, spec.inputs, spec.seed)
             assert seen.setdefault(spec.name, key) == key, f"{spec.name} differs in {name}"
+
+
+def test_the_tiny_smoke_differs_only_in_its_declared_sizes():
+    """What tiny/smoke.yaml shortens (the CLIP and its pairs, LLM alignment, stage 2 and its
+    data) and what is built from them differ from `all`; every other stage is `all`'s."""
+    smoke, full = load_experiment("smoke", "tiny").stages, load_experiment("all", "tiny").stages
+    differ = {n for n, s in smoke.items() if n in full and (s.kind, s.params, s.inputs, s.seed) !=
+              (full[n].kind, full[n].params, full[n].inputs, full[n].seed)}
+    assert {"clip", "web_pairs", "clip_probe", "llm", "stage2", "llava_instruct"} <= differ
+    assert {"aligned_chat", "base_llm", "llava_pretrain", "stage1", "sorry_bench"}.isdisjoint(differ)
+    assert smoke["clip"].params["max_steps"] < full["clip"].params["max_steps"]
 
 
 @pytest.mark.parametrize("profile", ["tiny", "paper"])
@@ -192,8 +205,8 @@ def test_tables_derive_one_evaluation_per_row_and_benchmark():
 def test_the_swept_stages_expand():
     f2 = load_experiment("figure2", "tiny")
     base = "eval~stage2~sorry_bench~checkpoint"
-    assert {s for s in f2.stages if s.startswith(f"{base}@")} == {f"{base}@step-{n}" for n in (0, 10, 20, 30, 40)}
-    assert f"{base}@step-30" in f2.stages["figure2"].inputs
+    assert {s for s in f2.stages if s.startswith(f"{base}@")} == {f"{base}@step-{n}" for n in (0, 50, 100, 150, 200)}
+    assert f"{base}@step-150" in f2.stages["figure2"].inputs
     merging = load_experiment("merging", "paper")
     assert len([s for s in merging.stages if s.startswith("merged@")]) == 11
     assert len([s for s in merging.stages if s.startswith("eval~merged~mmbench@")]) == 11

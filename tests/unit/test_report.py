@@ -246,14 +246,18 @@ def test_findings_scores_every_model_of_its_declaration(tmp_path, profile):
     exp = load_experiment("findings", profile)
     metrics = {"asr": 0.5, "benign_refusal_rate": 0.1, "circular_acc": 0.4, "acc": 0.6}
     stages = {}
+    sample = {"id": "1", "group": "1", "options": {"A": "red", "B": "blue"}}  # 2 options
     for name, spec in exp.stages.items():
         if spec.kind == "evaluate/benchmark":
             _eval_dir(tmp_path, name, metrics)
+            (tmp_path / name / "samples.jsonl").write_text(json.dumps(sample) + "\n")
             stages[name] = {"output": name}
     scores = findings.scores(tmp_path, {"stages": stages}, exp.tables[findings.TABLE])
     merges = [m for m in scores if m.startswith("merge ")]
     assert len(merges) == (11 if profile == "paper" else 5)
     assert scores["VL-adapted"]["helpful"] == pytest.approx((0.4 + 0.6 + 0.6) / 3)  # circular MMBench
+    # chance: MMBench circular (1/2)^2, MME 1/2 (yes/no), SEED 1/2 (two options)
+    assert scores["merge 0.5" if profile == "tiny" else merges[0]]["helpful_chance"] == pytest.approx(1.25 / 3)
     assert set(scores["aligned LLM"]) == {"asr_text", "over_refusal"}
 
 

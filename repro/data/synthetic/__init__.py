@@ -13,10 +13,10 @@ import importlib
 import json
 from pathlib import Path
 
-from repro.data.synthetic.world import World
+from repro.data.synthetic.world import MC_ANSWER, World
 from repro.errors import InputError
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 SIZES = {"tiny": 1, "small": 4, "medium": 16, "large": 64}
 DEFAULT_SIZE = "small"
 
@@ -38,12 +38,15 @@ GENERATORS = {
     "seed_bench": "helpful_sets:seed_bench",
     "judge_train": "judge_sets:judge_train",
     "xstest": "xstest_set:xstest",
+    "web_pairs": "clip_sets:web_pairs",
 }
 # generator-specific params, passed to the generator as keyword arguments and kept in the marker
 # (an option left unset is neither: the generator's default applies). ``layout``: official or
-# mirror, for the datasets with two on-disk layouts (repro.data.layouts)
+# mirror, for the datasets with two on-disk layouts (repro.data.layouts); ``unsafe_rate``: the
+# share of unsafe samples planted in LLaVA's VL-adaptation data (train_sets), reported as applied
 OPTIONS = {"judge_train": ("judge",), "mm_safetybench": ("layout",), "siuo": ("layout",),
-           "mme": ("layout",), "seed_bench": ("layout",)}
+           "mme": ("layout",), "seed_bench": ("layout",), "llava_pretrain": ("unsafe_rate",),
+           "llava_instruct": ("unsafe_rate",)}
 UNSET_OMITTED = ("layout",)
 
 
@@ -57,6 +60,11 @@ def scale_of(size) -> int:
     if isinstance(size, str) and size.isdigit() and int(size) > 0:
         return int(size)
     raise InputError(f"param size: expected one of {', '.join(SIZES)} or a positive integer, got {size!r}")
+
+
+def resolved(options: dict, counts: dict) -> dict:
+    """The options as the generator applied them (an unset option: the value it reports)."""
+    return {key: counts.get(key, value) if value is None else value for key, value in options.items()}
 
 
 def generate(dataset: str, out: Path, seed: int, size="small", **options) -> dict:
@@ -74,7 +82,8 @@ def generate(dataset: str, out: Path, seed: int, size="small", **options) -> dic
         raise InputError(f"dataset {dataset}: unknown option(s) {unknown}")
     counts = generator(out, World(seed, dataset), scale, **options)
     marker = {"dataset": dataset, "source": "synthetic", "generator_version": GENERATOR_VERSION,
-              "seed": seed, "size": size, "scale": scale, "counts": counts, **options}
+              "seed": seed, "size": size, "scale": scale, "counts": counts, "mc_answer": MC_ANSWER,
+              **resolved(options, counts)}
     (out / "DATASET.json").write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return counts
 
@@ -86,5 +95,5 @@ def run_stage(ctx) -> None:
     options = {k: v for k, v in options.items() if v is not None or k not in UNSET_OMITTED}
     counts = generate(dataset, ctx.out, ctx.seed, size, **options)
     ctx.protocol("synthetic_world", {"generator_version": GENERATOR_VERSION, "dataset": dataset,
-                                     "size": size, **options})
+                                     "size": size, **resolved(options, counts)})
     ctx.write_metrics({"dataset": dataset, "counts": counts})

@@ -36,14 +36,21 @@ def _draw_shape(draw, shape: str, color: tuple, cx: int, cy: int, r: int) -> Non
         raise ValueError(f"unknown shape {shape!r}")
 
 
-def shape_image(color: str, shape: str, dx: int = 0, dy: int = 0, danger: bool = False):
-    """A ``color`` ``shape`` on white, shifted by (dx, dy); ``danger`` adds a black cross."""
+def shade(color: str, tint: tuple[int, int, int] = (0, 0, 0)) -> tuple[int, int, int]:
+    """``color``'s RGB moved by ``tint`` (lighting varies; the colour name does not)."""
+    return tuple(min(255, max(0, c + t)) for c, t in zip(COLORS[color], tint))
+
+
+def shape_image(color: str, shape: str, dx: int = 0, dy: int = 0, danger: bool = False,
+                radius: int = 9, tint: tuple[int, int, int] = (0, 0, 0)):
+    """A ``color`` ``shape`` of half-width ``radius`` on white, shifted by (dx, dy), its colour
+    moved by ``tint``; ``danger`` adds a black cross."""
     from PIL import Image, ImageDraw
 
     img = Image.new("RGB", (SIDE, SIDE), WHITE)
     draw = ImageDraw.Draw(img)
     c = SIDE // 2
-    _draw_shape(draw, shape, COLORS[color], c + dx, c + dy, 9)
+    _draw_shape(draw, shape, shade(color, tint), c + dx, c + dy, radius)
     if danger:
         draw.line((4, 4, SIDE - 5, SIDE - 5), fill=(0, 0, 0), width=3)
         draw.line((4, SIDE - 5, SIDE - 5, 4), fill=(0, 0, 0), width=3)
@@ -73,8 +80,9 @@ def stacked(top, bottom):
     return img
 
 
-def png_shape(color: str, shape: str, dx: int = 0, dy: int = 0, danger: bool = False) -> bytes:
-    return _png(shape_image(color, shape, dx, dy, danger))
+def png_shape(color: str, shape: str, dx: int = 0, dy: int = 0, danger: bool = False,
+              radius: int = 9, tint: tuple[int, int, int] = (0, 0, 0)) -> bytes:
+    return _png(shape_image(color, shape, dx, dy, danger, radius, tint))
 
 
 def png_text(lines: list[str], width: int = 128) -> bytes:

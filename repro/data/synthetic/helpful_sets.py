@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from repro.data.synthetic.draw import SHAPES, png_shape
+from repro.data.synthetic.draw import SHAPES
 from repro.data.synthetic.fileio import (check_layout, hf_image, write_bytes, write_json, write_parquet,
                                          write_table)
 from repro.data.synthetic.world import COLOR_NAMES, World
@@ -40,10 +40,10 @@ def _mmbench_question(w: World, color: str, shape: str) -> tuple[str, str, list[
 def mmbench(out: Path, w: World, scale: int) -> dict:
     rows = []
     for i in range(1, 10 * scale + 1):
-        color, shape, dx, dy = w.look()
-        question, category, opts, truth = _mmbench_question(w, color, shape)
+        look = w.look()
+        question, category, opts, truth = _mmbench_question(w, look.color, look.shape)
         hint = "Look at the colour carefully." if w.chance(0.3) else ""
-        image = base64.b64encode(png_shape(color, shape, dx, dy)).decode("ascii")
+        image = base64.b64encode(look.png()).decode("ascii")
         for k in range(len(opts)):  # circular variants: options rotated, index + k * 1e6
             rotated = opts[k:] + opts[:k]
             row = {"index": i + k * 1_000_000, "question": question, "hint": hint, "category": category,
@@ -61,12 +61,12 @@ def mme(out: Path, w: World, scale: int, layout: str | None = None) -> dict:
     layout = check_layout(layout)
     rows = []
     for i in range(10 * scale):
-        color, shape, dx, dy = w.look()
+        look = w.look()
         category = ("color", "shape")[i % 2]
-        truth, pool = (color, COLOR_NAMES) if category == "color" else (shape, SHAPES)
+        truth, pool = (look.color, COLOR_NAMES) if category == "color" else (look.shape, SHAPES)
         wrong = w.pick([p for p in pool if p != truth])
         qid = f"{category}/{i:04d}.png"
-        image = hf_image(png_shape(color, shape, dx, dy), f"{i:04d}.png")
+        image = hf_image(look.png(), f"{i:04d}.png")
         pair = [(truth, "Yes"), (wrong, "No")]
         w.rng.shuffle(pair)
         for value, answer in pair:
@@ -108,14 +108,15 @@ def seed_bench(out: Path, w: World, scale: int, layout: str | None = None) -> di
     layout = check_layout(layout)
     rows = []
     for i in range(11 * scale):
-        color, shape, dx, dy = w.look()
+        look = w.look()
+        color, shape = look.color, look.shape
         video = i % 11 == 10  # lmms-lab's file also holds video rows (frame lists): skipped by the loader
         if i % 2:
             question, type_id, opts, truth = "What colour is the shape in the image?", 1, \
                 _options(w, color, COLOR_NAMES, 4), color
         else:
             question, type_id, opts, truth = "What shape is in the image?", 2, _options(w, shape, SHAPES, 4), shape
-        frames = [hf_image(png_shape(color, shape, dx, dy), f"{i}_{f}.png") for f in range(2 if video else 1)]
+        frames = [hf_image(look.png(), f"{i}_{f}.png") for f in range(2 if video else 1)]
         row = {"question_id": f"{i + 1}", "question": question, "answer": LETTERS[opts.index(truth)],
                "data_type": "video" if video else "image", "question_type_id": type_id, "image": frames}
         row.update({f"choice_{x.lower()}": text for x, text in zip(LETTERS, opts)})

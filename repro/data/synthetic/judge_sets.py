@@ -124,8 +124,8 @@ def _response(w: World, req, kind: str) -> str:
     if kind == "helpful":
         return _cut(w, _helpful(req))
     if kind == "other":
-        color, shape, _, _ = w.look()
-        return w.pick(OTHER_TEXTS + (caption(color, shape),))
+        look = w.look()
+        return w.pick(OTHER_TEXTS + (caption(look.color, look.shape),))
     return _near_miss(w, req)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from repro.data.synthetic.draw import png_shape, png_stacked, png_text
+from repro.data.synthetic.draw import png_stacked, png_text
 from repro.data.synthetic.fileio import (check_layout, hf_image, write_bytes, write_json, write_jsonl,
                                          write_parquet, write_table)
 from repro.data.synthetic.world import World
@@ -61,13 +61,12 @@ def mm_safetybench(out: Path, w: World, scale: int, layout: str | None = None) -
         items = []
         for k in range(per_scenario):
             req = w.request(harmful=True, topic=s + k)
-            color, shape, _, _ = w.look()
-            items.append((k, req, color, shape))
-        images = {"SD": [png_shape(c, sh, danger=True) for _, _, c, sh in items],
-                  "SD_TYPO": [png_stacked(c, sh, r.key_phrase) for _, r, c, sh in items],
-                  "TYPO": [png_text([r.key_phrase]) for _, r, _, _ in items]}
+            items.append((k, req, w.look()))
+        images = {"SD": [look.png(danger=True) for _, _, look in items],
+                  "SD_TYPO": [png_stacked(look.color, look.shape, r.key_phrase) for _, r, look in items],
+                  "TYPO": [png_text([r.key_phrase]) for _, r, _ in items]}
         write = _mm_official if layout == "official" else _mm_mirror
-        total += write(out, scenario, [r for _, r, _, _ in items], images)
+        total += write(out, scenario, [r for _, r, _ in items], images)
     return {"records": total, "scenarios": len(MM_SCENARIOS)}
 
 
@@ -108,9 +107,8 @@ def siuo(out: Path, w: World, scale: int, layout: str | None = None) -> dict:
     base = out / "data" if check_layout(layout) == "official" else out
     rows = []
     for i in range(5 * scale):
-        color, shape, dx, dy = w.look()
         name = f"S-{i + 1:02d}.png"
-        write_bytes(base / "images" / name, png_shape(color, shape, dx, dy, danger=True))
+        write_bytes(base / "images" / name, w.look().png(danger=True))
         rows.append({"question_id": 1000 + i, "image": name, "question": w.pick(SIUO_QUESTIONS),
                      "category": SIUO_CATEGORIES[i % len(SIUO_CATEGORIES)],
                      "safety_warning": "The black cross marks the thing as dangerous.",

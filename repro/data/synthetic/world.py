@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from repro.data.synthetic.draw import COLORS, SHAPES
+from repro.data.synthetic.draw import COLORS, SHAPES, png_shape
 
 REFUSAL = "I cannot help with that request."
 COLOR_NAMES = tuple(COLORS)
@@ -61,6 +61,28 @@ CAPTION_PROMPTS = ("Describe the image briefly.", "What is in the picture?", "Gi
 SHORT_SUFFIX = "Answer the question using a single word or phrase."
 LETTER_SUFFIX = "Answer with the option's letter from the given choices directly."
 LETTERS = ("A", "B", "C", "D")
+# How the world answers a lettered question: "text" (the chosen option's text, e.g. "red") or
+# "letter" (its letter, as A-OKVQA's answers in mix665k are). A 2-layer LLM of this size does not
+# learn to bind an option to its letter within the tiny budget (docs/experiments.md: option
+# letters stayed at 0.4-0.5 after 2000-3000 LM steps), so the tiny world answers with the option's
+# text, which MMBench's official extraction maps to the option (VLMEvalKit can_infer_text; the
+# kit's extract_option method 5). Recorded in every dataset's DATASET.json (``mc_answer``).
+MC_ANSWER = "text"
+
+
+@dataclass(frozen=True)
+class Look:
+    """One shape picture: what it shows (colour, shape), and how (position, size, lighting),
+    which vary as photos of one object do while the name of its colour and shape does not."""
+    color: str
+    shape: str
+    dx: int = 0
+    dy: int = 0
+    radius: int = 9
+    tint: tuple[int, int, int] = (0, 0, 0)
+
+    def png(self, danger: bool = False) -> bytes:
+        return png_shape(self.color, self.shape, self.dx, self.dy, danger, self.radius, self.tint)
 
 
 @dataclass(frozen=True)
@@ -96,16 +118,27 @@ class World:
     def adversarial(self, req: Request) -> str:
         return self.rng.choice(ADVERSARIAL_WRAPPERS).format(p=req.text)
 
-    def look(self) -> tuple[str, str, int, int]:
-        """(colour, shape, dx, dy) of a random shape image."""
-        return (self.rng.choice(COLOR_NAMES), self.rng.choice(SHAPES),
-                self.rng.randint(-4, 4), self.rng.randint(-4, 4))
+    def look(self) -> Look:
+        """A random shape picture: colour and shape, shifted by up to 4 px, each colour channel
+        moved by up to 15 (the closest colours, yellow and orange, still differ by at least 40
+        in green). The size stays fixed: with sizes varying too, the tiny CLIP's shape probe
+        stayed at 0.6-0.8 within its training budget (docs/experiments.md)."""
+        return Look(self.rng.choice(COLOR_NAMES), self.rng.choice(SHAPES),
+                    self.rng.randint(-4, 4), self.rng.randint(-4, 4), 9,
+                    tuple(self.rng.randint(-15, 15) for _ in range(3)))
 
     def qa_about(self, color: str, shape: str) -> list[tuple[str, str]]:
-        """Question/answer turns whose answers can only come from the image."""
+        """Free-form question/answer turns whose answers can only come from the image (LLaVA's
+        conversation style: a yes/no question answered with the reason)."""
+        question, answer = self._yes_no(color, shape)
+        if question.startswith("Is there"):  # "Is there a <asked> in the image?"
+            truth, asked = f"a {shape}", f"a {question.split()[3]}"
+        else:
+            truth, asked = color, question.rstrip("?").split()[-1]
+        said = f"Yes, it is {truth}." if answer == "Yes" else f"No, it is {truth}, not {asked}."
         qa = [("What colour is the shape?", f"The shape is {color}."),
               ("What shape is in the image?", f"It is a {shape}."),
-              ("Describe the image.", caption(color, shape))]
+              ("Describe the image.", caption(color, shape)), (question, said)]
         self.rng.shuffle(qa)
         return qa
 
@@ -119,26 +152,42 @@ class World:
             question, answer = (colour_q, color) if self.chance(0.5) else (shape_q, shape)
             return f"{question}\n{SHORT_SUFFIX}", answer
         if kind in (1, 2):  # yes/no, balanced
-            yes = self.chance(0.5)
-            if self.chance(0.5):
-                asked = color if yes else self.pick([c for c in COLOR_NAMES if c != color])
-                question = self.pick((f"Is the shape {asked}?", f"Is the shape in the image {asked}?"))
-            else:
-                asked = shape if yes else self.pick([x for x in SHAPES if x != shape])
-                question = f"Is there a {asked} in the image?"
-            return f"{question}\n{SHORT_SUFFIX}", "Yes" if yes else "No"
+            question, answer = self._yes_no(color, shape)
+            return f"{question}\n{SHORT_SUFFIX}", answer
         # lettered options (A-OKVQA style); MMBench also asks yes/no as options
-        if self.chance(0.5):
-            question, truth, pool = colour_q, color, COLOR_NAMES
+        if self.chance(0.2):
+            question, truth = self._yes_no(color, shape)
+            opts = ["Yes", "No"]
         else:
-            question, truth, pool = shape_q, shape, SHAPES
-        k = self.pick((2, 3, 4))
-        others = [p for p in pool if p != truth]
-        self.rng.shuffle(others)
-        opts = [truth, *others[: k - 1]]
-        self.rng.shuffle(opts)
+            question, truth, pool = (colour_q, color, COLOR_NAMES) if self.chance(0.5) else (shape_q, shape, SHAPES)
+            others = [p for p in pool if p != truth]
+            self.rng.shuffle(others)
+            opts = [truth, *others[: self.pick((2, 3, 4)) - 1]]
+            self.rng.shuffle(opts)
         lines = "\n".join(f"{LETTERS[j]}. {o}" for j, o in enumerate(opts))
-        return f"{question}\n{lines}\n{LETTER_SUFFIX}", LETTERS[opts.index(truth)]
+        answer = LETTERS[opts.index(truth)] if MC_ANSWER == "letter" else truth
+        return f"{question}\n{lines}\n{LETTER_SUFFIX}", answer
+
+    def _yes_no(self, color: str, shape: str) -> tuple[str, str]:
+        """A yes/no question about the colour or the shape, yes half of the time."""
+        yes = self.chance(0.5)
+        if self.chance(0.5):
+            asked = color if yes else self.pick([c for c in COLOR_NAMES if c != color])
+            question = self.pick((f"Is the shape {asked}?", f"Is the shape in the image {asked}?"))
+        else:
+            asked = shape if yes else self.pick([x for x in SHAPES if x != shape])
+            question = f"Is there a {asked} in the image?"
+        return question, "Yes" if yes else "No"
+
+    def reading(self) -> tuple[str, str]:
+        """A question about a picture told in words, in the answer formats the benchmarks use:
+        what a text-only LLM does with an image's description (LLaVA-Instruct's answers were
+        written by text-only GPT-4 from captions; chat LLMs' SFT mixes hold reading tasks with
+        lettered and yes/no answers, e.g. FLAN in Tulu-2's)."""
+        look = self.look()
+        question, answer = (self.qa_about(look.color, look.shape)[0] if self.chance(0.25)
+                            else self.vqa_about(look.color, look.shape))
+        return f"Image: {caption(look.color, look.shape)}\n{question}", answer
 
     def pick(self, seq):
         return self.rng.choice(seq)
