@@ -17,7 +17,7 @@ import csv
 import re
 from pathlib import Path
 
-from repro.analyse.plots import line_plot
+from repro.plots import line_plot
 from repro.analyse.separation import separation_rows
 from repro.errors import InputError
 from repro.models.stream import Checkpoint

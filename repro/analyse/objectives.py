@@ -16,7 +16,7 @@ import random
 from pathlib import Path
 
 from repro.analyse.layers import canonical, common_rows, layer_of, lm_keys, write_csv
-from repro.analyse.plots import line_plot
+from repro.plots import line_plot
 from repro.analyse.separation import load_model
 from repro.data import load_conversations
 from repro.errors import InputError

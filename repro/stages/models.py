@@ -54,7 +54,7 @@ KINDS = (
         P("vision_config", dict, fields=_CLIP),
         P("dtype", str, choices=DTYPES),
     )),
-    Kind("models/pretrained_clip", "repro.models.tiny_clip:tiny_clip_stage",
+    Kind("models/pretrained_clip", "repro.train.clip:tiny_clip_stage",
          doc="a tiny CLIP pretrained contrastively on image-text pairs (input `data`), probed on "
              "labelled pictures (input `probe`); its vision tower goes to models/assemble_llava", params=(
         P("vision_config", dict, REQUIRED, fields=_CLIP),

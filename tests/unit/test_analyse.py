@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from repro.analyse.layers import layers_stage
 from repro.analyse.objectives import objectives_stage
-from repro.analyse.plots import tradeoff_plot
+from repro.plots import tradeoff_plot
 from repro.analyse.separation import separation_scores
 from repro.errors import InputError
 from repro.stages.context import StageContext

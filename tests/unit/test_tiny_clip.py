@@ -16,7 +16,7 @@ from repro.data import open_dataset  # noqa: E402
 from repro.data.synthetic import generate  # noqa: E402
 from repro.errors import InputError  # noqa: E402
 from repro.models import llava as llava_mod  # noqa: E402
-from repro.models.tiny_clip import linear_probe, tiny_clip_stage  # noqa: E402
+from repro.train.clip import linear_probe, tiny_clip_stage  # noqa: E402
 from repro.stages.context import StageContext  # noqa: E402
 
 VISION = {"image_size": 32, "patch_size": 8, "hidden_size": 32, "intermediate_size": 64,

@@ -4,7 +4,7 @@ Layout: img2dataset's ``files`` output (the tool LAION's pairs are downloaded wi
 ``<shard>/<key>.png``, ``<key>.txt`` (the caption) and ``<key>.json`` (key, caption, status,
 width, height, plus the source table's extra columns). The extra columns here are the world's
 labels of the picture (``kind``: shape | text; ``color``, ``shape``, ``crossed`` for shapes):
-CLIP never reads them; the tiny CLIP's linear probe does (``repro.models.tiny_clip``).
+CLIP never reads them; the tiny CLIP's linear probe does (``repro.train.clip``).
 
 Captions vary the way alt-texts do (several phrasings of one picture); crossed-out shapes and
 typographic pictures occur as on the web, where CLIP saw weapons and text next to everything else.
@@ -15,9 +15,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from repro.data.paths import ImageChecker, safe_path
+from repro.data.records import ConversationSample
 from repro.data.synthetic.draw import png_text
 from repro.data.synthetic.fileio import write_bytes, write_json
 from repro.data.synthetic.world import World, caption
+from repro.errors import InputError
 
 SHARD_SIZE = 1000
 PAIRS_PER_SCALE = 50  # the tiny profile asks for size 40: 2000 pairs
@@ -61,9 +64,6 @@ def web_pairs(out: Path, w: World, scale: int) -> dict:
 def load(root: Path, split: str | None = None, *, cache_dir: Path | None = None) -> list:
     """Every successful pair as a ``ConversationSample`` (image, then its caption: LLaVA's plain
     pair form); the picture's labels in ``meta``."""
-    from repro.data.paths import ImageChecker, safe_path
-    from repro.data.records import ConversationSample
-    from repro.errors import InputError
 
     if split not in (None, "train"):
         raise InputError(f"dataset web_pairs: unknown split {split!r}; it has only 'train'")

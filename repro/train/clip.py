@@ -17,10 +17,17 @@ pictures and scored on the other half, none of them seen in pretraining. Results
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
+from repro.data import open_dataset
 from repro.errors import InputError
+from repro.models.card import write_model_card
+from repro.models.images import open_image, prepare_image
+from repro.models.tokenizer import train_tokenizer
+from repro.plots import line_plot
+from repro.train.common import check_finite, quiet_libraries, quiet_trainer
 
 END_OF_TEXT = "<|endoftext|>"
 PROBE_ATTRIBUTES = ("color", "shape", "crossed")
@@ -31,7 +38,6 @@ PARAMS = ("text_hidden_size", "text_layers", "text_heads", "vocab_size", "max_te
 
 
 def _tokenizer(captions: list[str], vocab_size: int):
-    from repro.models.tokenizer import train_tokenizer
 
     tokenizer = train_tokenizer(captions, vocab_size)
     tokenizer.add_special_tokens({"additional_special_tokens": [END_OF_TEXT]})
@@ -53,7 +59,6 @@ def _encode(tokenizer, captions: list[str], max_length: int):
 
 
 def _pixels(processor, paths: list[Path]):
-    from repro.models.images import open_image, prepare_image
 
     images = [prepare_image(open_image(p), processor) for p in paths]
     return processor(images=images, return_tensors="pt")["pixel_values"]
@@ -96,7 +101,6 @@ def pretrain(model, data: _Pairs, p: dict, seed: int, work: Path) -> dict[str, A
     """Contrastive pretraining with transformers' Trainer; returns the loss record."""
     from transformers import Trainer, TrainingArguments
 
-    from repro.train.common import check_finite, quiet_trainer
 
     args = TrainingArguments(
         output_dir=str(work), max_steps=p["max_steps"], per_device_train_batch_size=p["batch_size"],
@@ -198,7 +202,6 @@ def build_tiny_clip(out_dir: Path, pairs: list, probe_samples: list, *, seed: in
 
 def probe_figure(probed: dict, out_png: Path) -> None:
     """Probe accuracy per hidden layer (0 = patch embeddings), one line per attribute."""
-    from repro.analyse.plots import line_plot
 
     series = {attr: (list(range(len(accs))), accs) for attr, accs in probed["layers"].items()}
     line_plot(series, out_png, title="Tiny CLIP: linear probe on patch features (CLS dropped)",
@@ -208,11 +211,7 @@ def probe_figure(probed: dict, out_png: Path) -> None:
 def tiny_clip_stage(ctx) -> None:
     """Stage ``models/pretrained_clip``: inputs ``data`` (image–text pairs) and ``probe`` (labelled
     pictures never seen in pretraining); params ``vision_config`` and ``PARAMS``."""
-    import tempfile
 
-    from repro.data import open_dataset
-    from repro.models.card import write_model_card
-    from repro.train.common import quiet_libraries
 
     quiet_libraries()
     vision = ctx.param("vision_config")  # its keys and values: checked at load (repro/stages/)
