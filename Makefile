@@ -91,7 +91,7 @@ FINDINGS_FLAGS = $(if $(filter rehearsal,$(PROFILE)),--seeds 0)
 reproduce-all: setup
 	$(REPRO) run all $(EXPERIMENTS) $(RUN_FLAGS) $(RUN_ONLY_FLAGS)
 ifneq ($(filter tiny rehearsal,$(PROFILE)),)
-	$(REPRO) findings $(RUN_FLAGS) $(FINDINGS_FLAGS)
+	$(REPRO) findings $(RUN_FLAGS) $(FINDINGS_FLAGS) $(if $(JOBS),--jobs $(JOBS))
 endif
 	status=0; $(REPRO) verify $(addprefix $(RUNS)/,all $(EXPERIMENTS)) \
 	    $(if $(filter tiny rehearsal,$(PROFILE)),$(RUNS)/findings-seed*) || status=$$?; \

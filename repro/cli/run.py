@@ -12,6 +12,12 @@ from repro.cli.options import executor_options, profile_option, runs_dir_option,
 from repro.config.schema import CPU_PROFILES
 
 
+jobs_option = click.option(
+    "--jobs", type=click.IntRange(min=1), default=None,
+    help="Stages run at once, each in a worker process (default 1: one after another in this "
+         "process; with --gpus: one per GPU).")
+
+
 @click.command("run")
 @click.argument("experiments", nargs=-1, required=True)
 @profile_option
@@ -20,9 +26,7 @@ from repro.config.schema import CPU_PROFILES
 @executor_options
 @signing_key_option
 @click.option("--verify/--no-verify", "then_verify", default=False, help="Run `repro verify` afterwards.")
-@click.option("--jobs", type=click.IntRange(min=1), default=None,
-              help="Stages run at once, each in a worker process (default 1: one after another in "
-                   "this process; with --gpus: one per GPU).")
+@jobs_option
 @click.option("--gpus", "gpu_list", default=None, metavar="0,1,2,3",
               help="GPUs to share out: each running stage gets its kind's GPUs as its own "
                    "CUDA_VISIBLE_DEVICES (default with --jobs > 1: the paper profile all visible, tiny none).")
@@ -64,12 +68,12 @@ def run_cmd(experiments, profile, runs_dir, overrides, executor_name, executor_c
 @executor_options
 @signing_key_option
 @click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds.")
-def findings_cmd(profile, runs_dir, overrides, executor_name, executor_config, signing_key, seeds):
+@jobs_option
+def findings_cmd(profile, runs_dir, overrides, executor_name, executor_config, signing_key, seeds, jobs):
     """Run the `findings` experiment once per seed and write RUNS_DIR/findings/findings.md: each
     of the paper's findings beside its claim, with the seeds it held on."""
     from repro.config.load import load_experiment
     from repro.errors import InputError
-    from repro.executors import make_executor
     from repro.pipeline.lock import RunLock
     from repro.pipeline.runner import Runner
     from repro.report import findings
@@ -81,7 +85,8 @@ def findings_cmd(profile, runs_dir, overrides, executor_name, executor_config, s
     signer = _signer(signing_key)
     measured = {}
     with RunLock(runs_dir):
-        runner = Runner(runs_dir, echo=click.echo, executor=make_executor(executor_name, profile, executor_config))
+        executor, concurrent = _executor(executor_name, profile, executor_config, runs_dir, jobs, None)
+        runner = Runner(runs_dir, echo=click.echo, executor=executor)
         try:
             for seed in seed_list:
                 sets = tuple(overrides) + (f"seed={seed}",)
@@ -89,7 +94,7 @@ def findings_cmd(profile, runs_dir, overrides, executor_name, executor_config, s
                 table = exp.tables.get(findings.TABLE)
                 findings.chain(table)  # a declaration that lacks a row fails before anything runs
                 click.echo(f"== {exp.name} ({profile}) ==")
-                manifest = runner.run(exp, sets)
+                manifest = _run_one(runner, exp, sets, concurrent)
                 _sign(signer, manifest)
                 measured[seed] = findings.scores(runs_dir, json.loads(manifest.read_text()), table)
         finally:
