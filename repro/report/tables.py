@@ -80,7 +80,9 @@ def input_variants(inputs: dict, roles: list[str], where: str) -> list[str | Non
     missing = [f"{r}@{lb}" for lb in labels for r in roles if f"{r}@{lb}" not in inputs]
     if not labels or missing:
         raise InputError(f"{where}: inputs: {missing[0] if missing else roles[0]!r} not bound")
-    return labels
+    # rows in the order of their numbers (merge ratios, checkpoint steps), never in the order the
+    # inputs arrived: a stage run in another process reads them back from JSON with sorted keys
+    return sorted(labels, key=lambda lb: (label_number(lb) is None, label_number(lb) or 0.0, lb))
 
 
 def build_table(ctx) -> dict:

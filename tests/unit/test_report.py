@@ -98,6 +98,21 @@ def test_tradeoff_points_average_the_safety_columns(tmp_path):
     assert (out / "figure.png").is_file()
 
 
+def test_swept_rows_follow_their_numbers_not_the_order_inputs_arrive_in(tmp_path):
+    """A stage run in a worker or container reads its inputs back from JSON with sorted keys
+    (step-100 before step-50): the table is the one-process run's, byte for byte."""
+    inputs = {}
+    for step in (0, 50, 100):
+        inputs[f"s@step-{step}"] = _eval_dir(tmp_path / "in", f"s{step}", {"asr": step / 100})
+    rows = [{"label": "x", "cells": {"ASR": "s"}}]
+    declared = _run(tmp_path, inputs, rows=rows, columns=COLUMNS[:1], name="declared")
+    resorted = _run(tmp_path, dict(sorted(inputs.items())), rows=rows, columns=COLUMNS[:1], name="resorted")
+    labels = [r["label"] for r in json.loads((declared / "table.json").read_text())["rows"]]
+    assert labels == ["step-0", "step-50", "step-100"]
+    for name in ("table.json", "table.md", "table.csv", "metrics.json"):
+        assert (declared / name).read_bytes() == (resorted / name).read_bytes(), name
+
+
 def test_a_rate_with_no_parsed_judgement_is_na_never_zero(tmp_path):
     """All of an evaluation's judgements unparsed (unparsed=exclude): no number, shown as n/a in
     every rendering, no tradeoff point, and a reference check on it fails; a metric missing with no
