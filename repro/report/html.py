@@ -92,8 +92,9 @@ def table_html(table: dict) -> str:
     rows = [[row["label"], *(fmt(row["cells"].get(c)) for c in table["columns"])] for row in table["rows"]]
     judges = sorted({c["judge"] for r in table["rows"] for c in r["cells"].values() if c.get("judge")})
     notes = [units_note(table), "* marks a partial evaluation (--limit): not a reproduction."]
-    if undefined_cells(table):
-        notes.append("n/a: no number (" + "; ".join(undefined_cells(table)) + ").")
+    undefined = undefined_cells(table)
+    if undefined:
+        notes.append("n/a: no number (" + "; ".join(undefined) + ").")
     if judges:
         notes.append("Judges: " + ", ".join(judges) + ".")
     return (_table(["model", *table["columns"]], rows, "results") +
