@@ -56,8 +56,6 @@ def test_tiny_clip_features_carry_what_the_benchmarks_ask(run):
         assert probe[attr] >= 0.9 and probe[attr] > probe[f"{attr}_chance"], (attr, probe)
 
 
-@pytest.mark.xfail(strict=True, reason="measured: helpfulness 0.43-0.53 where chance is 0.29, above "
-                   "chance but short of 0.6: MME's yes/no stays at 0.5 (docs/experiments.md)")
 def test_vl_adapted_helpfulness_is_clearly_above_chance(run):
     """Issue 20's goal: helpfulness >= 0.6 where chance is <= 0.35, on every seed."""
     for seed, rows in run[1]["scores"].items():
@@ -82,13 +80,13 @@ def test_2_dpo_lowers_asr_at_a_cost(findings):
     held_on_every_seed(findings, "2-dpo")
 
 
-@pytest.mark.xfail(strict=True, reason="measured: holds on seeds 0 and 2; on seed 1 the safe merges lose "
-                   "SEED-Bench (10 items) and fall 0.13 below MTL's helpfulness (docs/experiments.md)")
+@pytest.mark.xfail(strict=True, reason="measured: holds on seeds 0 and 2; on seed 1 MTL keeps VLGuard's "
+                   "safety (asr 0.17) and the safe merge (w=0.5) scores 0.48 against MTL's 0.64 (docs/experiments.md)")
 def test_3_merging_beats_mtl_on_the_tradeoff(findings):
     held_on_every_seed(findings, "3")
 
 
-@pytest.mark.xfail(strict=True, reason="measured: holds on seeds 0 and 2; on seed 1 the merges that "
-                   "restore safety score 0.27-0.30 helpfulness, VL-adapted 0.43 (docs/experiments.md)")
+@pytest.mark.xfail(strict=True, reason="measured: holds on seeds 0 and 2; on seed 1 the merge that "
+                   "restores safety (w=0.5) scores 0.48 helpfulness, VL-adapted 0.67 (docs/experiments.md)")
 def test_4_a_merge_ratio_keeps_helpfulness_and_restores_safety(findings):
     held_on_every_seed(findings, "4")

@@ -147,13 +147,13 @@ def test_a_stage_name_means_one_definition(profile):
 
 
 def test_the_tiny_smoke_differs_only_in_its_declared_sizes():
-    """What tiny/smoke.yaml shortens (the CLIP and its pairs, LLM alignment, stage 2 and its
-    data) and what is built from them differ from `all`; every other stage is `all`'s."""
+    """What tiny/smoke.yaml shortens (the CLIP and its pairs, LLM alignment, stages 1 and 2 and
+    their data) and what is built from them differ from `all`; every other stage is `all`'s."""
     smoke, full = load_experiment("smoke", "tiny").stages, load_experiment("all", "tiny").stages
     differ = {n for n, s in smoke.items() if n in full and (s.kind, s.params, s.inputs, s.seed) !=
               (full[n].kind, full[n].params, full[n].inputs, full[n].seed)}
-    assert {"clip", "web_pairs", "clip_probe", "llm", "stage2", "llava_instruct"} <= differ
-    assert {"aligned_chat", "base_llm", "llava_pretrain", "stage1", "sorry_bench"}.isdisjoint(differ)
+    assert {"clip", "web_pairs", "clip_probe", "llm", "stage1", "stage2", "llava_pretrain", "llava_instruct"} <= differ
+    assert {"aligned_chat", "base_llm", "sorry_bench", "mm_safetybench"}.isdisjoint(differ)
     assert smoke["clip"].params["max_steps"] < full["clip"].params["max_steps"]
 
 
