@@ -46,10 +46,12 @@ def check_judge(ctx, bench) -> None:
         extractor(ctx, bench)
         return
     cls = JUDGES.get(judge_name(ctx, bench))
+    options = dict(ctx.param("judge_options", None) or {})
     if getattr(cls, "needs_model", False):
         ctx.input("judge")
+        cls(seed=ctx.seed, **options)  # its options, now (no model is loaded)
     elif hasattr(cls, "default_model"):  # a chat judge: its options, key and endpoint, now
-        cls(seed=ctx.seed, **dict(ctx.param("judge_options", None) or {})).endpoint.check()
+        cls(seed=ctx.seed, **options).endpoint.check()
     unparsed_policy(ctx, bench)
 
 

@@ -22,6 +22,7 @@ from repro.executors.base import Executor, StageFailed, StageJob, image_role, lo
 from repro.executors.resources import stage_gpus
 from repro.fetch import packages
 from repro.provenance import pins
+from repro.provenance.pins import image_builds
 from repro.stages.request import REQUEST_FILE, RESULT_FILE, StageResult, observed_fields, take_result
 
 CONTAINER_RUNS = "/workspace/runs"
@@ -110,7 +111,7 @@ class DockerExecutor(Executor):
                          f"(or set build: true), or name a pulled image by digest")
 
     def _build(self, ref: str, role: str):
-        dockerfile, args = pins.build_arg_values(pins.load_lock(), lock_image(self.profile, role))
+        dockerfile, args = image_builds.build_arg_values(pins.load_lock(), lock_image(self.profile, role))
         image, _ = self.client.images.build(path=str(pins.repo_root()), dockerfile=dockerfile,
                                             buildargs=args, tag=ref, rm=True)
         return image

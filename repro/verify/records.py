@@ -22,7 +22,7 @@ from repro.io import read_json, sha256_file, write_json_atomic
 from repro.pipeline.cache import key_problem
 from repro.provenance import pins
 from repro.provenance.digest import digest_tree, dir_digest, dir_hash
-from repro.provenance.pins import STAND_IN_LABEL
+from repro.provenance.pins.image_builds import IMAGE_BUILDS, STAND_IN_LABEL
 from repro.provenance.record import (STATEMENT_TYPE, TEST_RESULT_PREDICATE, execution_record, output_digest,
                                      seal_ok, statement_problem, subject_files, verdict_configuration)
 from repro.report.references import check_references
@@ -265,7 +265,7 @@ def _check_image(v: Verification, name: str, statement: dict, lock: dict) -> Non
     facts = _image_facts(image, statement)
     if not _check_base(v, name, where, facts, pinned, f"images.{image['lock_image']}"):
         return
-    req = pins.IMAGE_BUILDS.get(image["lock_image"], (None, None, None))[1]
+    req = IMAGE_BUILDS.get(image["lock_image"], (None, None, None))[1]
     locked = ((lock.get("python_locks") or {}).get(req) or {}).get("sha256")
     if locked and facts["python_lock"] != locked:
         v.fail(f"stage {name}", f"{where}, with Python lock {facts['python_lock']}; "

@@ -188,3 +188,81 @@ def mini_run(smoke_run, tmp_path_factory) -> MiniRun:
     ran = [s.name for s in stage_lines(proc.stdout) if s.status == "ran"]
     assert ran == ["sorry", "sft"], proc.stdout  # the rest came from the session run
     return MiniRun(experiments, runs, manifest_digests(runs, MINI))
+
+
+# --------------------------------------------------------------------------- bad inputs
+# Shared by test_bad_inputs.py and test_bad_datasets.py: experiments in a temporary folder
+# (``$REPRO_EXPERIMENTS_DIR``), datasets mirrored from pristine synthetic copies.
+
+BAD_INPUT_DATASETS = ("sorry_bench", "mm_safetybench", "llava_instruct", "llava_pretrain", "mme")
+
+
+@pytest.fixture(scope="session")
+def pristine(tmp_path_factory) -> Path:
+    """Each dataset in its official layout, generated once; cases corrupt a mirrored copy."""
+    from repro.data.synthetic import generate
+
+    root = tmp_path_factory.mktemp("pristine")
+    for name in BAD_INPUT_DATASETS:
+        generate(name, root / name, 0, 1)
+    return root
+
+
+@dataclass
+class Workspace:
+    root: Path
+    pristine: Path
+
+    @property
+    def exp(self) -> Path:
+        return self.root / "experiments"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    def write(self, rel: str, text: str) -> Path:
+        path = self.exp / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    def experiment(self, body: str, name: str = "x") -> list[str]:
+        self.write(f"{name}.yaml", "schema: 1\n" + body)
+        return ["run", name, "--runs-dir", str(self.runs)]
+
+    def mirror(self, name: str) -> Path:
+        dst = self.root / "mirror" / name
+        shutil.copytree(self.pristine / name, dst)
+        return dst
+
+    def fetch(self, key: str, mirror: Path | str, loader: str | None = None) -> list[str]:
+        params = {"dataset": key, "local_dir": str(mirror), "allow_unpinned": True, "extract": {}}
+        if loader:
+            params["loader"] = loader
+        return self.experiment(f"stages:\n  d: {{kind: data/fetch, params: {json.dumps(params)}}}\n")
+
+
+@pytest.fixture
+def ws(tmp_path, pristine) -> Workspace:
+    return Workspace(tmp_path, pristine)
+
+
+def check_bad_input(ws: Workspace, build, needles: list[str]) -> None:
+    """The command ``build(ws)`` returns exits non-zero with exactly one error line holding every
+    needle, no traceback, and publishes nothing half-made."""
+    args = build(ws)
+    proc = repro(*args, env=repro_env(REPRO_EXPERIMENTS_DIR=str(ws.exp)), cwd=ws.root, timeout=300)
+    assert proc.returncode != 0, proc.stdout
+    assert "Traceback" not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.lower().startswith("error")]
+    assert len(errors) == 1, proc.stderr
+    assert all(n in errors[0] for n in needles), f"{errors[0]!r} lacks one of {needles}"
+    assert not list(ws.runs.glob("*/manifest.json"))
+    assert not store_problems(ws.runs)
+    store = ws.runs / "store"
+    published = [p for p in store.iterdir() if p.name != ".tmp"] if store.is_dir() else []
+    finished = [s for s in stage_lines(proc.stdout) if s.status == "ran"]
+    assert len(published) == len(finished)  # the failing stage left no entry
+    leftovers = list((store / ".tmp").iterdir()) if (store / ".tmp").is_dir() else []
+    assert not leftovers  # the half-built stage was removed on the way out

@@ -2,9 +2,8 @@
 line naming the file/field/value, no traceback, and publishes nothing half-made (no manifest; the
 store holds only the stages that finished before the failure, each whole).
 
-Experiments live in a temporary folder (``$REPRO_EXPERIMENTS_DIR``). Dataset cases write a
-synthetic dataset in its official layout, corrupt it, and read it through a ``data/fetch`` stage
-with ``local_dir`` (the same loaders a real run uses) or ``repro data check``.
+Experiments live in a temporary folder (``$REPRO_EXPERIMENTS_DIR``); the workspace and the check
+are in conftest (``ws``, ``check_bad_input``). Malformed datasets are in test_bad_datasets.py.
 """
 
 from __future__ import annotations
@@ -12,107 +11,16 @@ from __future__ import annotations
 import builtins
 import errno
 import io
-import json
 import os
 import shutil
 import signal
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
-from conftest import REPO, copy_runs, repro, repro_env, stage_lines, store_problems
-
-DATASETS = ("sorry_bench", "mm_safetybench", "llava_instruct", "llava_pretrain", "mme")
-LLAVA = "llava_v1_5_mix665k.json"
-MME = "data/test-00000-of-00001.parquet"
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> Path:
-    from repro.data.synthetic import generate
-
-    root = tmp_path_factory.mktemp("pristine")
-    for name in DATASETS:
-        generate(name, root / name, 0, 1)
-    return root
-
-
-@dataclass
-class Workspace:
-    root: Path
-    pristine: Path
-
-    @property
-    def exp(self) -> Path:
-        return self.root / "experiments"
-
-    @property
-    def runs(self) -> Path:
-        return self.root / "runs"
-
-    def write(self, rel: str, text: str) -> Path:
-        path = self.exp / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        return path
-
-    def experiment(self, body: str, name: str = "x") -> list[str]:
-        self.write(f"{name}.yaml", "schema: 1\n" + body)
-        return ["run", name, "--runs-dir", str(self.runs)]
-
-    def mirror(self, name: str) -> Path:
-        dst = self.root / "mirror" / name
-        shutil.copytree(self.pristine / name, dst)
-        return dst
-
-    def fetch(self, key: str, mirror: Path | str, loader: str | None = None) -> list[str]:
-        params = {"dataset": key, "local_dir": str(mirror), "allow_unpinned": True, "extract": {}}
-        if loader:
-            params["loader"] = loader
-        return self.experiment(f"stages:\n  d: {{kind: data/fetch, params: {json.dumps(params)}}}\n")
-
-
-@pytest.fixture
-def ws(tmp_path, pristine) -> Workspace:
-    return Workspace(tmp_path, pristine)
-
-
-def edit_json(path: Path, change: Callable[[list], None]) -> None:
-    rows = json.loads(path.read_text())
-    change(rows)
-    path.write_text(json.dumps(rows))
-
-
-def edit_jsonl(path: Path, change: Callable[[list[str]], None]) -> None:
-    lines = path.read_text().splitlines()
-    change(lines)
-    path.write_text("\n".join(lines) + "\n")
-
-
-def edit_parquet(path: Path, column: str, row: int, value) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(path)
-    values = table.column(column).to_pylist()
-    values[row] = value
-    idx = table.schema.get_field_index(column)
-    table = table.set_column(idx, table.schema.field(idx), pa.array(values, type=table.schema.field(idx).type))
-    pq.write_table(table, path)
-
-
-def llava_case(change: Callable[[list], None], ws_: Workspace) -> list[str]:
-    root = ws_.mirror("llava_instruct")
-    edit_json(root / LLAVA, change)
-    return ws_.fetch("llava_instruct", root)
-
-
-def set_row(i: int, **fields):
-    def change(rows):
-        rows[i].update(fields)
-    return change
+from conftest import REPO, Workspace, check_bad_input, copy_runs, repro, repro_env, stage_lines, store_problems
+from test_bad_datasets import CASES as DATASET_CASES
 
 
 def recipe(body: str, stage: str = "t: {kind: train/text_sft, recipe: r}") -> Callable[[Workspace], list[str]]:
@@ -120,70 +28,6 @@ def recipe(body: str, stage: str = "t: {kind: train/text_sft, recipe: r}") -> Ca
         w.write("_base/tiny.yaml", "schema: 1\n" + body)
         return w.experiment(f"include: ['_base/{{profile}}.yaml']\nstages:\n  {stage}\n")
     return build
-
-
-def sorry(change: Callable[[list[str]], None]) -> Callable[[Workspace], list[str]]:
-    def build(w: Workspace) -> list[str]:
-        root = w.mirror("sorry_bench")
-        edit_jsonl(root / "question.jsonl", change)
-        return w.fetch("sorry_bench", root)
-    return build
-
-
-def _remove_question(w: Workspace) -> list[str]:
-    (root := w.mirror("sorry_bench")).joinpath("question.jsonl").rename(root / "question_fr.jsonl")
-    return w.fetch("sorry_bench", root)
-
-
-def _llava_image(setup: Callable[[Path], str]) -> Callable[[Workspace], list[str]]:
-    """Point row 1's image at what ``setup(dataset_root)`` returns."""
-    def build(w: Workspace) -> list[str]:
-        root = w.mirror("llava_instruct")
-        rel = setup(root)
-        edit_json(root / LLAVA, set_row(0, image=rel))
-        return w.fetch("llava_instruct", root)
-    return build
-
-
-def _zero_byte(root: Path) -> str:
-    (root / "coco" / "train2017" / "000000000000.png").write_bytes(b"")
-    return "coco/train2017/000000000000.png"
-
-
-def _corrupt_image(root: Path) -> str:
-    (root / "coco" / "train2017" / "000000000000.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not a png")
-    return "coco/train2017/000000000000.png"
-
-
-def _symlink_out(w: Workspace) -> list[str]:
-    # data check reads the folder in place (a fetch stage would copy the link's target in)
-    root = w.mirror("llava_instruct")
-    image = next(r["image"] for r in json.loads((root / LLAVA).read_text()) if "image" in r)
-    shutil.copy(root / image, w.root / "outside.png")  # any real picture of the world
-    (root / "coco").mkdir(exist_ok=True)
-    (root / "coco" / "evil.png").symlink_to(w.root / "outside.png")
-    edit_json(root / LLAVA, set_row(0, image="coco/evil.png"))
-    return ["data", "check", "llava_instruct", str(root)]
-
-
-def _mmsb_not_parquet(w: Workspace) -> list[str]:
-    root = w.mirror("mm_safetybench")
-    (root / "data" / "HateSpeech" / "SD.parquet").write_bytes(b"PAR1 not really")
-    return w.fetch("mm_safetybench", root)
-
-
-def _mme(column: str, value) -> Callable[[Workspace], list[str]]:
-    def build(w: Workspace) -> list[str]:
-        root = w.mirror("mme")
-        edit_parquet(root / MME, column, 0, value)
-        return w.fetch("mme", root)
-    return build
-
-
-def _pretrain_missing_conversations(w: Workspace) -> list[str]:
-    root = w.mirror("llava_pretrain")
-    edit_json(root / "blip_laion_cc_sbu_558k.json", lambda rows: rows[1].pop("conversations"))
-    return w.fetch("llava_pretrain", root)
 
 
 SYN = "d: {kind: data/synthetic, params: {dataset: sorry_bench, size: 1}}"
@@ -238,51 +82,17 @@ CASES: list[tuple[str, Callable[[Workspace], list[str]], list[str]]] = [
     ("unknown_loader", lambda w: w.fetch("sorry_bench", w.mirror("sorry_bench"), loader="nope"),
      ["param 'loader'", "unknown value 'nope'"]),
     ("missing_local_dir", lambda w: w.fetch("sorry_bench", w.root / "no-such-dir"), ["local_dir", "no-such-dir", "not a directory"]),
-    # datasets: missing files, malformed rows, empty
-    ("sorry_missing_file", _remove_question, ["question.jsonl", "not found"]),
-    ("sorry_bad_json_line", sorry(lambda lines: lines.insert(2, "{oops")), ["question.jsonl", "row 3", "invalid JSON"]),
-    ("sorry_turns_not_list", sorry(lambda lines: lines.__setitem__(
-        0, json.dumps({"question_id": 1, "category": "x", "prompt_style": "base", "turns": "hi"}))),
-     ["question.jsonl", "row 1", "'turns'"]),
-    ("sorry_empty", sorry(lambda lines: lines.clear()), ["sorry_bench", "no records"]),
-    ("llava_bad_role", lambda w: llava_case(lambda rows: rows[2]["conversations"][0].update({"from": "bot"}), w),
-     [LLAVA, "row 3", "conversations[0].from", "'bot'"]),
-    ("llava_empty", lambda w: llava_case(lambda rows: rows.clear(), w), ["llava_instruct", "no records"]),
-    ("pretrain_missing_field", _pretrain_missing_conversations,
-     ["blip_laion_cc_sbu_558k.json", "row 2", "'conversations'"]),
-    ("image_dotdot", _llava_image(lambda root: "../outside.png"), [LLAVA, "row 1", "'../outside.png'", "escapes"]),
-    ("image_absolute", _llava_image(lambda root: "/etc/hostname"), [LLAVA, "row 1", "absolute image path"]),
-    ("image_zero_bytes", _llava_image(_zero_byte), [LLAVA, "row 1", "empty (0 bytes)"]),
-    ("image_corrupt", _llava_image(_corrupt_image), [LLAVA, "row 1", "corrupt or not an image"]),
-    ("image_symlink_escape", _symlink_out, [LLAVA, "row 1", "outside the dataset root"]),
-    ("mmsb_not_parquet", _mmsb_not_parquet, ["HateSpeech/SD.parquet", "not a readable parquet"]),
-    ("mme_corrupt_image", _mme("image", {"bytes": b"not an image", "path": "x.png"}),
-     ["test-00000-of-00001.parquet", "row 1", "corrupt or not an image"]),
-    ("mme_missing_question", _mme("question", None), ["test-00000-of-00001.parquet", "row 1", "'question'"]),
 ]
 
 
 @pytest.mark.parametrize("build, needles", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_fails_in_one_line_and_publishes_nothing(ws, build, needles):
-    args = build(ws)
-    proc = repro(*args, env=repro_env(REPRO_EXPERIMENTS_DIR=str(ws.exp)), cwd=ws.root, timeout=300)
-    assert proc.returncode != 0, proc.stdout
-    assert "Traceback" not in proc.stderr, proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.lower().startswith("error")]
-    assert len(errors) == 1, proc.stderr
-    assert all(n in errors[0] for n in needles), f"{errors[0]!r} lacks one of {needles}"
-    assert not list(ws.runs.glob("*/manifest.json"))
-    assert not store_problems(ws.runs)
-    store = ws.runs / "store"
-    published = [p for p in store.iterdir() if p.name != ".tmp"] if store.is_dir() else []
-    finished = [s for s in stage_lines(proc.stdout) if s.status == "ran"]
-    assert len(published) == len(finished)  # the failing stage left no entry
-    leftovers = list((store / ".tmp").iterdir()) if (store / ".tmp").is_dir() else []
-    assert not leftovers  # the half-built stage was removed on the way out
+    check_bad_input(ws, build, needles)
 
 
 def test_corpus_is_large_enough():
-    assert len(CASES) >= 30 and len({c[0] for c in CASES}) == len(CASES)
+    corpus = CASES + DATASET_CASES
+    assert len(corpus) >= 30 and len({c[0] for c in corpus}) == len(corpus)
 
 # --------------------------------------------------------------------------- needs a trained model
 

@@ -17,6 +17,8 @@ import pytest
 import yaml
 
 from repro.provenance import pins
+from repro.provenance.pins import image_builds
+from repro.provenance.pins.__main__ import main as pins_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = {"train": ROOT / "Dockerfile.train", "eval": ROOT / "Dockerfile.eval"}
@@ -109,7 +111,7 @@ def test_dockerfile_base_ref_matches_lock(lock, image):
 @pytest.mark.parametrize("image", ["train", "eval"])
 def test_dockerfile_defaults_are_the_lock_pins(lock, image):
     # A plain `docker build -f Dockerfile.<image> .` takes the pinned base and lock digest.
-    expected = pins.pinned_defaults(lock, image)
+    expected = image_builds.pinned_defaults(lock, image)
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", expected["BASE_DIGEST"])
     for arg, value in expected.items():
         assert _arg_default(DOCKERFILES[image], arg) == value, arg
@@ -119,40 +121,40 @@ def test_dockerfile_defaults_are_the_lock_pins(lock, image):
 def test_compose_defaults_are_the_lock_pins(compose, lock, service, image):
     # `docker compose build/run` needs no hand-made .env; one may still override (${VAR:-default}).
     args = compose["services"][service]["build"]["args"]
-    for arg, value in pins.pinned_defaults(lock, image).items():
+    for arg, value in image_builds.pinned_defaults(lock, image).items():
         assert args[arg] == f"${{{image.upper()}_{arg}:-{value}}}", arg
-    dockerfile, req, extra = pins.IMAGE_BUILDS[image]
+    dockerfile, req, extra = image_builds.IMAGE_BUILDS[image]
     assert req in lock["python_locks"]
     assert compose["services"][service]["build"]["dockerfile"] == dockerfile
     for key, value in extra.items():
         assert args[key] == value
-    assert pins.stale_build_files(lock, ROOT) == []
+    assert image_builds.stale_build_files(lock, ROOT) == []
 
 
 def test_set_digest_moves_the_build_file_defaults(tmp_path, lock):
-    for rel in (*pins.DOCKERFILE_DEFAULTS, pins.COMPOSE_FILE, "manifest.lock", *lock["python_locks"]):
+    for rel in (*image_builds.DOCKERFILE_DEFAULTS, image_builds.COMPOSE_FILE, "manifest.lock", *lock["python_locks"]):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / rel, tmp_path / rel)
     new = "sha256:" + "5e" * 32
-    assert pins.main(["--lock", str(tmp_path / "manifest.lock"), "set-digest", "eval", new,
+    assert pins_cli(["--lock", str(tmp_path / "manifest.lock"), "set-digest", "eval", new,
                       "--source", "read with docker buildx imagetools inspect"]) == 0
     moved = pins.load_lock(tmp_path / "manifest.lock")
     assert moved["images"]["eval"]["source"] == "read with docker buildx imagetools inspect"
     assert _arg_default(tmp_path / "Dockerfile.eval", "BASE_DIGEST") == new
     assert _arg_default(tmp_path / "Dockerfile.train", "BASE_DIGEST") == lock["images"]["train"]["digest"]
-    compose = yaml.safe_load((tmp_path / pins.COMPOSE_FILE).read_text())
+    compose = yaml.safe_load((tmp_path / image_builds.COMPOSE_FILE).read_text())
     assert compose["services"]["eval"]["build"]["args"]["BASE_DIGEST"] == f"${{EVAL_BASE_DIGEST:-{new}}}"
-    assert pins.main(["--lock", str(tmp_path / "manifest.lock"), "check"]) == 0
+    assert pins_cli(["--lock", str(tmp_path / "manifest.lock"), "check"]) == 0
     # a hand edit of one default is reported by `check`
     (tmp_path / "Dockerfile.train").write_text(
         (tmp_path / "Dockerfile.train").read_text().replace(lock["images"]["train"]["digest"], new))
-    assert pins.stale_build_files(moved, tmp_path) == [
+    assert image_builds.stale_build_files(moved, tmp_path) == [
         "Dockerfile.train: default build args differ from manifest.lock's images; run "
         "`python -m repro.provenance.pins sync-locks`"]
     # an unpinned image's default is no digest at all, so FROM stops the build
     moved["images"]["train"] = {"ref": lock["images"]["train"]["ref"], "digest": None, "status": "unpinned"}
-    pins.sync_build_files(moved, tmp_path)
-    assert _arg_default(tmp_path / "Dockerfile.train", "BASE_DIGEST") == pins.UNSET_DIGEST
+    image_builds.sync_build_files(moved, tmp_path)
+    assert _arg_default(tmp_path / "Dockerfile.train", "BASE_DIGEST") == image_builds.UNSET_DIGEST
 
 
 def test_dockerfiles_install_only_locked_sets(lock):

@@ -3,7 +3,7 @@
 import pytest
 
 from repro.errors import InputError
-from repro.evaluate.judges import JUDGES, JudgeItem
+from repro.evaluate.judges import JUDGES, JudgeItem, ModelJudge
 from repro.evaluate.judges.exact import ExactJudge
 from repro.evaluate.judges.keyword_refusal import KeywordRefusalJudge, is_refusal
 from repro.evaluate.judges.llama_guard3 import parse_guard_output
@@ -150,6 +150,31 @@ def test_generic_chat_judge_parser(raw, unsafe, refusal, parsed):
 def test_model_judge_without_a_model_says_which_input_to_bind():
     with pytest.raises(InputError, match="input 'judge'"):
         SorryBenchJudge().judge([ITEM])
+
+
+MODEL_JUDGES = [name for name in JUDGES.names() if issubclass(JUDGES.get(name), ModelJudge)]
+
+
+@pytest.mark.parametrize("name", MODEL_JUDGES)
+def test_model_judge_names_an_unknown_option(name):
+    # a misspelt option must not leave the default in place unnoticed (chat judges: test_eval_official_judges)
+    with pytest.raises(InputError, match=rf"^judge '{name}': judge_options: 'temprature' unknown; known: none "
+                                         r"\(a model judge is set by its input 'judge'"):
+        JUDGES.get(name)(backend=FakeBackend([]), seed=0, temprature=0.0)
+
+
+def test_model_judge_option_fails_before_generating(tmp_path):
+    from repro.evaluate.run import benchmark_stage
+    from repro.stages.context import StageContext
+
+    ctx = StageContext(experiment="t", name="ev", kind="evaluate/benchmark",
+                       params={"benchmark": "sorry_bench", "judge": "sorry_bench_judge",
+                               "judge_options": {"max_new_tokens": 8}},
+                       inputs={"model": tmp_path / "no-model", "data": tmp_path / "no-data",
+                               "judge": tmp_path / "no-judge"},
+                       out=tmp_path / "out", seed=0, profile="tiny", shared={})
+    with pytest.raises(InputError, match="judge 'sorry_bench_judge': judge_options: 'max_new_tokens' unknown"):
+        benchmark_stage(ctx)  # neither the model, the data nor the judge model is read first
 
 
 def test_every_registered_judge_imports():

@@ -8,6 +8,8 @@ import yaml
 
 from repro.errors import InputError
 from repro.provenance import pins
+from repro.provenance.pins import image_builds
+from repro.provenance.pins.__main__ import main as pins_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "manifest.lock"
@@ -164,7 +166,7 @@ def test_unpinned_image_refuses_build_args(lock):
     unpinned["images"]["train"] = {"ref": "nvidia/cuda:13.0.1-devel-ubuntu24.04", "digest": None,
                                    "status": "unpinned"}
     with pytest.raises(InputError, match=r"images\.train\.digest: unpinned"):
-        pins.build_args(unpinned, "train")
+        image_builds.build_args(unpinned, "train")
 
 
 def test_cli_set_digest_then_build_args(tmp_path, lock, capsys):
@@ -172,34 +174,34 @@ def test_cli_set_digest_then_build_args(tmp_path, lock, capsys):
     unpinned = yaml.safe_load(yaml.safe_dump(lock))
     unpinned["images"]["cpu"] = {"ref": lock["images"]["cpu"]["ref"], "digest": None, "status": "unpinned"}
     path.write_text(pins.dump_lock(unpinned))
-    assert pins.main(["--lock", str(path), "build-args", "cpu"]) == 2
+    assert pins_cli(["--lock", str(path), "build-args", "cpu"]) == 2
     assert "images.cpu.digest: unpinned" in capsys.readouterr().err
-    assert pins.main(["--lock", str(path), "set-digest", "cpu", DIGEST]) == 0
+    assert pins_cli(["--lock", str(path), "set-digest", "cpu", DIGEST]) == 0
     assert pins.load_lock(path)["images"]["cpu"]["source"].startswith("set with `pins set-digest` on 20")
-    assert pins.main(["--lock", str(path), "build-args", "cpu"]) == 0
+    assert pins_cli(["--lock", str(path), "build-args", "cpu"]) == 0
     out = capsys.readouterr().out.split()
     ref = lock["images"]["cpu"]["ref"]
     assert out[:6] == ["-f", "Dockerfile.eval", "--build-arg", f"BASE_REF={ref}", "--build-arg", f"BASE_DIGEST={DIGEST}"]
     assert out[6:8] == ["--build-arg", f"PYTHON_LOCK_SHA256={lock['python_locks']['requirements/cpu.txt']['sha256']}"]
     assert "LOCK=cpu" in out
-    assert pins.main(["--lock", str(path), "set-digest", "cpu", "sha256:short"]) == 2
+    assert pins_cli(["--lock", str(path), "set-digest", "cpu", "sha256:short"]) == 2
     assert pins.load_lock(path)["images"]["cpu"]["digest"] == DIGEST  # the bad value was not written
 
 
 def test_offline_base_stands_in_for_the_pinned_base_by_image_id(lock):
     cpu = lock["images"]["cpu"]
-    dockerfile, args = pins.build_arg_values(lock, "cpu", f"repro-offline/debian:bookworm@{DIGEST}")
+    dockerfile, args = image_builds.build_arg_values(lock, "cpu", f"repro-offline/debian:bookworm@{DIGEST}")
     assert dockerfile == "Dockerfile.eval"
     assert args["BASE_IMAGE"] == DIGEST  # FROM <image ID>: a local image has no registry digest
     assert (args["BASE_REF"], args["BASE_DIGEST"]) == ("repro-offline/debian:bookworm", DIGEST)
     assert args["BASE_STAND_IN_FOR"] == f"{cpu['ref']}@{cpu['digest']}"  # said in a label
     assert args["PYTHON_LOCK_SHA256"] == lock["python_locks"]["requirements/cpu.txt"]["sha256"]
-    assert "BASE_IMAGE" not in pins.build_arg_values(lock, "cpu")[1]  # FROM ref@digest then
+    assert "BASE_IMAGE" not in image_builds.build_arg_values(lock, "cpu")[1]  # FROM ref@digest then
     unpinned = yaml.safe_load(yaml.safe_dump(lock))
     unpinned["images"]["cpu"] = {"ref": cpu["ref"], "digest": None, "status": "unpinned"}
-    assert pins.build_arg_values(unpinned, "cpu", f"x@{DIGEST}")[1]["BASE_STAND_IN_FOR"] == cpu["ref"]
+    assert image_builds.build_arg_values(unpinned, "cpu", f"x@{DIGEST}")[1]["BASE_STAND_IN_FOR"] == cpu["ref"]
     with pytest.raises(InputError, match=r"--offline-base 'debian:12': expected <name>@sha256:<64 hex>"):
-        pins.build_arg_values(lock, "cpu", "debian:12")
+        image_builds.build_arg_values(lock, "cpu", "debian:12")
 
 
 def test_cli_compose_env(tmp_path, lock, capsys):
@@ -207,7 +209,7 @@ def test_cli_compose_env(tmp_path, lock, capsys):
     for img in pinned["images"].values():
         img.update(digest=DIGEST, status="pinned", source="test")
     path = _write(tmp_path, pinned)
-    assert pins.main(["--lock", str(path), "compose-env"]) == 0
+    assert pins_cli(["--lock", str(path), "compose-env"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert f"EVAL_BASE_DIGEST={DIGEST}" in lines
     assert f"CPU_BASE_REF={lock['images']['cpu']['ref']}" in lines

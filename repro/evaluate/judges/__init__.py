@@ -72,6 +72,15 @@ def parse_failure(raw: str, note: str) -> Verdict:
     return Verdict(unsafe=None, refusal=None, raw=raw, parsed=False, note=note)
 
 
+def check_options(judge: str, options: dict[str, Any], known, note: str = "") -> None:
+    """``judge_options`` a judge does not take are an error naming the first, never ignored (a
+    misspelt option would otherwise leave the default in place unnoticed)."""
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise InputError(f"judge {judge!r}: judge_options: {unknown[0]!r} unknown; "
+                         f"known: {', '.join(sorted(known)) or 'none'}{note}")
+
+
 class ModelJudge:
     """A judge that is itself a model run through a generation backend.
 
@@ -86,7 +95,9 @@ class ModelJudge:
     needs_model = True  # runs on the checkpoint bound as input ``judge``
     refusal_calls = False  # True: the judge itself says whether a response refuses
 
-    def __init__(self, backend=None, seed: int = 0, **_: Any):
+    def __init__(self, backend=None, seed: int = 0, **options: Any):
+        check_options(self.name, options, (), " (a model judge is set by its input 'judge' and the "
+                      "params judge_backend, judge_batch_size, backend_options)")
         self.backend = backend
         self.seed = seed
 

@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from repro.errors import InputError, ReproError
-from repro.evaluate.judges import JudgeItem, Verdict, parse_failure
+from repro.evaluate.judges import JudgeItem, Verdict, check_options, parse_failure
 from repro.io import sha256_bytes, sha256_text
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -132,10 +132,7 @@ class ChatJudge:
     refusal_calls = False
 
     def __init__(self, seed: int = 0, **options: Any):
-        unknown = sorted(set(options) - OPTIONS)
-        if unknown:
-            raise InputError(f"judge {self.name!r}: judge_options: {unknown[0]!r} unknown; "
-                             f"known: {', '.join(sorted(OPTIONS))}")
+        check_options(self.name, options, OPTIONS)
         model = options.get("model") or self.default_model
         if not model:
             raise InputError(f"judge {self.name!r}: judge_options: model is required")
