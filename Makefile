@@ -15,8 +15,10 @@ EXTRAS ?= train,eval,report,docker,deepspeed,sign,dev
 # pinned image for the paper profile. EXECUTOR=local|docker|slurm, EXECUTOR_CONFIG=<yaml>.
 EXECUTOR ?= $(if $(filter paper,$(PROFILE)),docker,local)
 EXECUTOR_CONFIG ?=
-# Concurrent stages (local executor, docs/executors.md): JOBS=2, GPUS=0,1,2,3
-JOBS ?=
+# Concurrent stages (local executor, docs/executors.md): JOBS=2, GPUS=0,1,2,3. The tiny profile
+# runs one stage per core (each stage uses one torch thread; the outputs are the same as one at a
+# time), at most 4: every worker holds its own torch.
+JOBS ?= $(if $(filter tiny,$(PROFILE)),$(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 ))))
 GPUS ?=
 RUN_FLAGS = --profile $(PROFILE) --runs-dir $(RUNS) --executor $(EXECUTOR) \
 	$(if $(EXECUTOR_CONFIG),--executor-config $(EXECUTOR_CONFIG))
