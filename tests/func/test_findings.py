@@ -81,12 +81,12 @@ def test_2_dpo_lowers_asr_at_a_cost(findings):
 
 
 @pytest.mark.xfail(strict=True, reason="measured: holds on seeds 0 and 2; on seed 1 MTL keeps VLGuard's "
-                   "safety (asr 0.17) and the safe merge (w=0.5) scores 0.48 against MTL's 0.64 (docs/experiments.md)")
+                   "safety (asr 0.17) and the safe merge (w=0.5) scores 0.52 against MTL's 0.64 (docs/experiments.md)")
 def test_3_merging_beats_mtl_on_the_tradeoff(findings):
     held_on_every_seed(findings, "3")
 
 
-@pytest.mark.xfail(strict=True, reason="measured: holds on seeds 0 and 2; on seed 1 the merge that "
-                   "restores safety (w=0.5) scores 0.48 helpfulness, VL-adapted 0.67 (docs/experiments.md)")
+@pytest.mark.xfail(strict=True, reason="measured: holds on seed 0; the first merges that restore safety "
+                   "score 0.52 (seed 1) and 0.49 (seed 2) against VL-adapted 0.67 / 0.71 (docs/experiments.md)")
 def test_4_a_merge_ratio_keeps_helpfulness_and_restores_safety(findings):
     held_on_every_seed(findings, "4")
