@@ -93,7 +93,10 @@ def _models(runs: Path) -> list[tuple[str, Path, bool]]:
         path = runs / manifest / "manifest.json"
         if not path.is_file():
             raise SystemExit(f"{path}: missing (run `make reproduce-all PROFILE=tiny` first)")
-        return runs / json.loads(path.read_text())["stages"][name]["output"]
+        stages = json.loads(path.read_text())["stages"]
+        if name not in stages:
+            raise SystemExit(f"{path}: no stage {name!r} (not a tiny `make reproduce-all` run)")
+        return runs / stages[name]["output"]
 
     found = [("aligned LLM A (text)", stage("all", "llm"), True), ("aligned LLM B (text)", stage("all", "llm_b"), True)]
     for seed_dir in sorted(runs.glob("findings-seed*")):
@@ -106,10 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs-dir", type=Path, default=Path("runs"))
     ap.add_argument("--n", type=int, default=40, help="pictures (one question per format each)")
     args = ap.parse_args(argv)
+    models = _models(args.runs_dir)  # a missing run fails before anything is printed
     with tempfile.TemporaryDirectory(prefix="skills_") as tmp:
         probe = items(Path(tmp), args.n)
         print("| model | " + " | ".join(FORMATS) + " |\n" + "|---" * (len(FORMATS) + 1) + "|")
-        for label, model_dir, text in _models(args.runs_dir):
+        for label, model_dir, text in models:
             tally = ask(model_dir, probe, text)
             cells = [f"{t['right']}/{t['n']}" + (f" (yes {t['yes']})" if f.startswith("yes/no") else "")
                      for f, t in tally.items()]

@@ -45,3 +45,15 @@ def test_a_model_is_asked_every_item_in_words_or_pictures(tmp_path, text):
     assert list(tally) == list(FORMATS)
     for row in tally.values():
         assert row["n"] == 2 and 0 <= row["right"] <= 2 and 0 <= row["yes"] <= 2
+
+
+def test_a_runs_directory_without_the_tiny_models_is_a_one_line_error(tmp_path, capsys):
+    from repro.bench.skills import main
+
+    with pytest.raises(SystemExit, match="manifest.json: missing"):
+        main(["--runs-dir", str(tmp_path)])
+    (tmp_path / "all").mkdir()
+    (tmp_path / "all" / "manifest.json").write_text('{"stages": {}}')
+    with pytest.raises(SystemExit, match="no stage 'llm'"):
+        main(["--runs-dir", str(tmp_path)])
+    assert capsys.readouterr().out == ""  # nothing printed before the error
