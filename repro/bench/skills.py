@@ -18,13 +18,14 @@ import argparse
 import json
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from repro.data.synthetic.draw import SHAPES
 from repro.data.synthetic.world import COLOR_NAMES, LETTER_SUFFIX, LETTERS, SHORT_SUFFIX, World, caption
 from repro.evaluate.backends import Request, read_model_info
 from repro.evaluate.backends.hf import HFBackend
+from repro.evaluate.extract import extract_option, extract_yes_no
 from repro.models.templates import prompt_text
 
 FORMATS = ("colour, a word", "shape, a word", "yes/no, colour", "yes/no, shape", "colour, 4 options")
@@ -38,7 +39,8 @@ class Item:
     question: str  # the user's message, suffix included
     caption: str  # the picture told in words
     image: Path
-    truth: str
+    truth: str  # the word, "Yes"/"No", or the right option's letter
+    options: dict[str, str] = field(default_factory=dict)  # letter -> text, lettered questions only
 
 
 def items(folder: Path, n: int) -> list[Item]:
@@ -52,25 +54,29 @@ def items(folder: Path, n: int) -> list[Item]:
         colour, shape = look.color, look.shape
         asked_colour = colour if i % 2 else w.pick([c for c in COLOR_NAMES if c != colour])
         asked_shape = shape if i % 2 == 0 else w.pick([s for s in SHAPES if s != shape])
-        options = [colour, *w.rng.sample([c for c in COLOR_NAMES if c != colour], 3)]
-        w.rng.shuffle(options)
-        lettered = "\n".join(f"{LETTERS[j]}. {o}" for j, o in enumerate(options))
+        texts = [colour, *w.rng.sample([c for c in COLOR_NAMES if c != colour], 3)]
+        w.rng.shuffle(texts)
+        options = dict(zip(LETTERS, texts))
+        lettered = "\n".join(f"{letter}. {text}" for letter, text in options.items())
         asks = ((f"What colour is the shape?\n{SHORT_SUFFIX}", colour),
                 (f"What shape is in the image?\n{SHORT_SUFFIX}", shape),
                 (f"Is the shape in the image {asked_colour}?\n{SHORT_SUFFIX}", "Yes" if i % 2 else "No"),
                 (f"Is there a {asked_shape} in the image?\n{SHORT_SUFFIX}", "Yes" if i % 2 == 0 else "No"),
-                (f"What colour is the shape?\n{lettered}\n{LETTER_SUFFIX}", colour))
-        out += [Item(f, q, caption(colour, shape), image, truth) for f, (q, truth) in zip(FORMATS, asks)]
+                (f"What colour is the shape?\n{lettered}\n{LETTER_SUFFIX}", LETTERS[texts.index(colour)]))
+        out += [Item(f, q, caption(colour, shape), image, truth, options if f == FORMATS[-1] else {})
+                for f, (q, truth) in zip(FORMATS, asks)]
     return out
 
 
 def right(item: Item, answer: str) -> bool:
-    """A yes/no answer must start with the truth; a word or an option must name it in its first
-    sentence (the world answers a lettered question with the option's text)."""
-    said = answer.strip().lower()
+    """Scored as the benchmarks score: yes/no by MME's rule, an option by MMBench's extraction
+    (a letter, or one option's text); a word (no benchmark asks for one alone) must be a word
+    of the answer's first sentence."""
+    if item.options:
+        return extract_option(answer, item.options)[0] == item.truth
     if item.format.startswith("yes/no"):
-        return said.startswith(item.truth.lower())
-    return item.truth in said.split(".")[0].split()
+        return extract_yes_no(answer) == item.truth
+    return item.truth in answer.strip().lower().split(".")[0].split()
 
 
 def ask(model_dir: Path, probe: list[Item], text: bool) -> dict[str, dict[str, int]]:
@@ -84,7 +90,7 @@ def ask(model_dir: Path, probe: list[Item], text: bool) -> dict[str, dict[str, i
         row = tally[item.format]
         row["n"] += 1
         row["right"] += right(item, answer)
-        row["yes"] += answer.strip().lower().startswith("yes")
+        row["yes"] += extract_yes_no(answer) == "Yes"
     return tally
 
 

@@ -20,22 +20,31 @@ def test_each_picture_is_asked_once_per_format_with_its_true_answer(tmp_path):
         elif it.format == "yes/no, shape":
             asked = it.question.split()[3]
             assert it.truth == ("Yes" if asked == shape else "No")
+        elif it.options:
+            assert it.options[it.truth] == colour and len(set(it.options.values())) == 4
         else:
             assert it.truth == (shape if it.format.startswith("shape") else colour)
     answers = [it.truth for it in probe if it.format.startswith("yes/no")]
     assert answers.count("Yes") == answers.count("No")  # balanced: always "Yes" scores half
 
 
+OPTIONS = {"A": "blue", "B": "red", "C": "green", "D": "purple"}
+
+
 @pytest.mark.parametrize("fmt,truth,answer,ok", [
     ("colour, a word", "red", "The shape is red.", True),
     ("colour, a word", "red", "It is a circle. Not red.", False),
-    ("colour, 4 options", "red", "A", False),
-    ("colour, 4 options", "red", "red", True),
+    ("colour, 4 options", "B", "B", True),  # MMBench's extraction: the letter ...
+    ("colour, 4 options", "B", "red", True),  # ... or the one option's text
+    ("colour, 4 options", "B", "A", False),
+    ("colour, 4 options", "B", "red or blue", False),  # two options named: no answer
     ("yes/no, colour", "Yes", "Yes, it is red.", True),
     ("yes/no, colour", "Yes", "No", False),
+    ("yes/no, colour", "No", "Maybe", False),
 ])
 def test_an_answer_is_right_only_when_it_says_the_truth(tmp_path, fmt, truth, answer, ok):
-    assert right(Item(fmt, "q", "c", tmp_path / "x.png", truth), answer) is ok
+    options = OPTIONS if fmt.endswith("options") else {}
+    assert right(Item(fmt, "q", "c", tmp_path / "x.png", truth, options), answer) is ok
 
 
 @pytest.mark.parametrize("text", [True, False])

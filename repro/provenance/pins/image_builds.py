@@ -28,7 +28,6 @@ IMAGE_BUILDS = {
 DOCKERFILE_DEFAULTS = {"Dockerfile.train": "train", "Dockerfile.eval": "eval"}
 COMPOSE_FILE = "docker-compose.yml"
 COMPOSE_SERVICES = {"train": "train", "eval": "eval", "smoke": "cpu"}
-PINNED_ARGS = ("BASE_REF", "BASE_DIGEST", "PYTHON_LOCK_SHA256")
 # An unpinned image's default digest: not a valid digest, so `FROM ref@digest` stops the build.
 UNSET_DIGEST = "sha256:unset-see-manifest.lock-and-docs/containers.md"
 # The label an offline build (base made locally, used by image ID) carries: the pinned ref@digest
